@@ -1,0 +1,96 @@
+# commentaryd — build. Everything lands in build/ (see README.md).
+#
+#   make            build the engine library, the CLI and the tests
+#   make test       build, then run every test (ends with "N passed, N failed")
+#   make bench      build, then run the benchmarks (figures, never pass/fail)
+#   make clean      remove build/
+#
+# CUDA is optional: cuda/*.cu is built whenever nvcc is found (named -gencode
+# targets, never -arch=native); otherwise the CPU backend alone is built.
+
+CC      ?= cc
+BUILD   := build
+PKGS    := jansson libpcre2-8 libutf8proc openblas
+WERROR  ?= $(if $(CI),-Werror,)
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -pthread -MMD -MP -Iengine -I. \
+           -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes $(WERROR) \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -fopenmp -pthread -lm
+
+# --- CUDA detection ------------------------------------------------------------------
+NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_SRC := $(wildcard cuda/*.cu)
+ifneq ($(and $(NVCC),$(CUDA_SRC)),)
+CUDA_HOME  := $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH  := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
+              -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
+              -gencode arch=compute_90,code=compute_90
+NVCCFLAGS  ?= -O3 -std=c++17 $(CUDA_ARCH) -Iengine -I. -Xcompiler -fPIC
+CFLAGS     += -DVLM_HAVE_CUDA=1
+LDLIBS     += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+CUDA_OBJ   := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
+CUDA_STATE := built with CUDA ($(NVCC))
+else
+CUDA_OBJ   :=
+CUDA_STATE := CUDA not found: CPU backend only
+endif
+
+ENGINE_SRC := $(wildcard engine/*.c)
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_SRC    := $(wildcard cli/*.c)
+CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC   := $(wildcard tests/test-*.c)
+TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC  := $(wildcard bench/*.c)
+BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+LIBVLM     := $(BUILD)/lib/libvlm.a
+
+.PHONY: all test bench clean deps
+
+# all: the library, the CLI, tests and benchmarks
+all: $(BUILD)/bin/commentary $(TEST_BIN) $(BENCH_BIN)
+	@echo "make: $(CUDA_STATE)"
+
+# deps: install the Debian packages the build and tests need (idempotent)
+deps:
+	bash scripts/install-deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(LIBVLM): $(ENGINE_OBJ) $(CUDA_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/commentary: $(CLI_OBJ) $(LIBVLM)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIBVLM) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(LIBVLM)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(LIBVLM) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIBVLM)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIBVLM) $(LDLIBS)
+
+# test: run every test binary and script; the last line is "N passed, N failed"
+test: all
+	@bash tests/run.sh
+
+# bench: print the engine's speed figures on this machine (never pass/fail)
+bench: all
+	@bash bench/run.sh
+
+# clean: remove everything the build made
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

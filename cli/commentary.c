@@ -1,0 +1,39 @@
+/* commentary.c — the engine's command-line tool: dispatch to the subcommands in
+ * cli/cmd-*.c.  Exit status: 0 success, 1 a failed check, 2 bad usage or input. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "vlm_error.h"
+
+static void log_to_stderr(vlm_log_level level, const char *msg, void *user) {
+    (void)user;
+    static const char *names[] = {"error", "warning", "info", "debug"};
+    if (level <= VLM_LOG_WARN) fprintf(stderr, "commentary: %s: %s\n", names[level], msg);
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"check", cmd_check, "FIXTURE_DIR [--weights model|model-bf16]  compare with references"},
+    {"tokenize", cmd_tokenize, "--tokenizer FILE   JSON strings on stdin -> id arrays"},
+    {"detokenize", cmd_detokenize, "--tokenizer FILE   id arrays on stdin -> JSON strings"},
+};
+
+static int usage(void) {
+    fprintf(stderr, "usage: commentary COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(stderr, "  %-11s %s\n", commands[i].name, commands[i].help);
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    vlm_set_log(log_to_stderr, NULL);
+    if (argc < 2) return usage();
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "commentary: unknown command '%s'\n", argv[1]);
+    return usage();
+}

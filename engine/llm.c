@@ -1,0 +1,128 @@
+/* llm.c — the Qwen2 decoder with 3-D M-RoPE: one forward over new tokens appended to
+ * a context's KV cache.
+ *
+ * Per layer: x += o(attn(rope(q), rope(k), v)) from norm_in(x), then
+ * x += down(silu(gate(y)) * up(y)) with y = norm_post(x).  q/k/v have bias, o/gate/up/
+ * down do not.  The cache keeps keys before RoPE (k_raw) and after (k_rot): positions
+ * may be reassigned later (streaming eviction keeps them contiguous) and the raw keys
+ * let the session re-rotate instead of recomputing.  Thread: the caller's.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "model.h"
+
+#define TRY(expr)                                                                          \
+    do {                                                                                   \
+        int rc_ = (expr);                                                                  \
+        if (rc_) return rc_;                                                               \
+    } while (0)
+
+/* cos/sin of the M-RoPE angles for n tokens: frequency j uses the t, h or w component
+ * according to mrope_section; angle = pos * inv_freq[j] in float32 (as transformers). */
+static void mrope_tables(const vlm_config *cfg, const float *pos, int64_t n, float *cs,
+                         float *sn) {
+    int64_t half = cfg->head_dim / 2;
+    int64_t s0 = cfg->mrope_section[0], s1 = s0 + cfg->mrope_section[1];
+    for (int64_t j = 0; j < half; j++) {
+        float e = (float)(2 * j) / (float)cfg->head_dim;
+        float f = 1.0f / powf(cfg->rope_theta, e);
+        int comp = j < s0 ? 0 : j < s1 ? 1 : 2;
+        for (int64_t i = 0; i < n; i++) {
+            float a = pos[comp * n + i] * f;
+            cs[i * half + j] = cosf(a);
+            sn[i * half + j] = sinf(a);
+        }
+    }
+}
+
+int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
+                    const int32_t *vis_slots, int64_t n_vis, vlm_tensor vis, int64_t n_logits,
+                    float *logits_out) {
+    const vlm_config *cfg = &c->model->cfg;
+    const vlm_weights *w = &c->model->w;
+    vlm_backend *be = c->be;
+    if (n < 1 || n > c->p.n_batch || n_logits < 0 || n_logits > n || n_logits > c->p.n_logits ||
+        n_vis < 0 || n_vis > n) {
+        vlm__log(VLM_LOG_ERROR, "llm: bad forward (%lld tokens, %lld logits, %lld vision rows; "
+                 "batch limit %lld)", (long long)n, (long long)n_logits, (long long)n_vis,
+                 (long long)c->p.n_batch);
+        return VLM_EINVAL;
+    }
+    if (c->n_cached + n > c->p.n_ctx) {
+        vlm__log(VLM_LOG_ERROR, "llm: KV cache full (%lld cached + %lld new > %lld)",
+                 (long long)c->n_cached, (long long)n, (long long)c->p.n_ctx);
+        return VLM_EFULL;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= cfg->vocab) {
+            vlm__log(VLM_LOG_ERROR, "llm: token id %d at %lld is outside the vocabulary (%lld)",
+                     ids[i], (long long)i, (long long)cfg->vocab);
+            return VLM_ERANGE;
+        }
+    for (int64_t i = 0; i < n_vis; i++)
+        if (vis_slots[i] < 0 || vis_slots[i] >= n) return VLM_ERANGE;
+
+    int64_t H = cfg->n_heads, KVH = cfg->n_kv_heads, hd = cfg->head_dim;
+    int64_t past = c->n_cached, total = past + n;
+    vlm_tensor x = vlm_tensor_rows(c->x, 0, n), xn = vlm_tensor_rows(c->xn, 0, n);
+    vlm_tensor q = vlm_tensor_rows(c->q, 0, n), att = vlm_tensor_rows(c->att, 0, n);
+    vlm_tensor tmp = vlm_tensor_rows(c->tmp, 0, n);
+    vlm_tensor gate = vlm_tensor_rows(c->gate, 0, n), up = vlm_tensor_rows(c->up, 0, n);
+    vlm_tensor cs = vlm_tensor_rows(c->cos, 0, n), sn = vlm_tensor_rows(c->sin, 0, n);
+    vlm_tensor tid = vlm_tensor_rows(c->ids, 0, n);
+
+    /* embeddings, with the vision rows scattered into their pad slots */
+    memcpy(c->h_ids, ids, sizeof(int32_t) * (size_t)n);
+    TRY(vlm_backend_set(be, tid, c->h_ids));
+    TRY(vlm_get_rows(be, x, w->embed, tid));
+    if (n_vis > 0) {
+        vlm_tensor slots = vlm_tensor_rows(c->slots, 0, n_vis);
+        memcpy(c->h_slots, vis_slots, sizeof(int32_t) * (size_t)n_vis);
+        TRY(vlm_backend_set(be, slots, c->h_slots));
+        TRY(vlm_set_rows(be, x, vlm_tensor_rows(vis, 0, n_vis), slots));
+    }
+    if (c->trace) c->trace("inputs_embeds", -1, x, c->trace_user);
+
+    mrope_tables(cfg, pos, n, c->h_cos, c->h_sin);
+    TRY(vlm_backend_set(be, cs, c->h_cos));
+    TRY(vlm_backend_set(be, sn, c->h_sin));
+
+    for (int64_t l = 0; l < cfg->n_layers; l++) {
+        const vlm_layer_weights *lw = &w->layers[l];
+        vlm_tensor k_new = vlm_tensor_rows(c->k_raw[l], past, n);
+        vlm_tensor kr_new = vlm_tensor_rows(c->k_rot[l], past, n);
+        vlm_tensor v_new = vlm_tensor_rows(c->v[l], past, n);
+        /* attention: q, k, v (with bias) from norm_in(x); raw k and v go to the cache */
+        TRY(vlm_rms_norm(be, xn, x, lw->in_norm, cfg->rms_eps));
+        TRY(vlm_matmul(be, q, xn, lw->q_w, &lw->q_b));
+        TRY(vlm_matmul(be, k_new, xn, lw->k_w, &lw->k_b));
+        TRY(vlm_matmul(be, v_new, xn, lw->v_w, &lw->v_b));
+        TRY(vlm_rope(be, q, q, cs, sn));
+        TRY(vlm_rope(be, kr_new, k_new, cs, sn));
+        TRY(vlm_attention(be, att, q, vlm_tensor_rows(c->k_rot[l], 0, total),
+                          vlm_tensor_rows(c->v[l], 0, total), NULL, H, KVH, hd));
+        TRY(vlm_matmul(be, tmp, att, lw->o_w, NULL));
+        TRY(vlm_add(be, x, x, tmp));
+        /* MLP: x += down(silu(gate(y)) * up(y)), y = norm_post(x) */
+        TRY(vlm_rms_norm(be, xn, x, lw->post_norm, cfg->rms_eps));
+        TRY(vlm_matmul(be, gate, xn, lw->gate_w, NULL));
+        TRY(vlm_matmul(be, up, xn, lw->up_w, NULL));
+        TRY(vlm_swiglu(be, gate, gate, up));
+        TRY(vlm_matmul(be, tmp, gate, lw->down_w, NULL));
+        TRY(vlm_add(be, x, x, tmp));
+        if (c->trace) c->trace("llm_layer", l, x, c->trace_user);
+    }
+    c->n_cached = total;
+    if (n_logits == 0) return 0;
+
+    /* final norm and lm_head on the last n_logits positions only */
+    vlm_tensor xl = vlm_tensor_rows(x, n - n_logits, n_logits);
+    vlm_tensor xnl = vlm_tensor_rows(xn, 0, n_logits);
+    vlm_tensor logits = vlm_tensor_rows(c->logits, 0, n_logits);
+    TRY(vlm_rms_norm(be, xnl, xl, w->norm, cfg->rms_eps));
+    if (c->trace) c->trace("final_norm", -1, xnl, c->trace_user);
+    TRY(vlm_matmul(be, logits, xnl, w->lm_head, NULL));
+    if (logits_out) TRY(vlm_backend_get(be, logits_out, logits));
+    return 0;
+}

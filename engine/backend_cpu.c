@@ -42,8 +42,12 @@ static int64_t ncols(vlm_tensor t) {
 static int cpu_matmul(vlm_backend *be, const vlm_op *op) {
     vlm_tensor x = op->src[0], w = op->src[1], b = op->src[2], out = op->out;
     int64_t n = x.ne[0], k = ncols(x), m = w.ne[0];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m, (int)k, 1.0f, f32(x),
-                (int)k, f32(w), (int)k, 0.0f, f32(out), (int)m);
+    if (n == 1) /* decode: a matrix-vector product streams the weights once */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m, (int)k, 1.0f, f32(w), (int)k, f32(x), 1,
+                    0.0f, f32(out), 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m, (int)k, 1.0f,
+                    f32(x), (int)k, f32(w), (int)k, 0.0f, f32(out), (int)m);
     if (b.data) {
         const float *bias = f32(b);
         float *o = f32(out);

@@ -8,6 +8,7 @@
  * `model.language_model.*` + `model.visual.*` (newer saves).  With
  * tie_word_embeddings and no `lm_head.weight`, the head is the embedding matrix.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,8 +164,9 @@ static int upload(vlm_model *m, const vlm_st_tensor *t, vlm_tensor dst, void *st
     return vlm_backend_set(m->be, dst, stage);
 }
 
+static int finish_weights(vlm_model *m);
+
 static int load_weights(vlm_model *m, vlm_st_set *st, char *err) {
-    const vlm_config *c = &m->cfg;
     bool new_names = vlm_st_find(st, "model.language_model.embed_tokens.weight") != NULL;
     bool has_lm_head = vlm_st_find(st, "lm_head.weight") != NULL;
     spec_list l = {0};
@@ -231,8 +233,12 @@ static int load_weights(vlm_model *m, vlm_st_set *st, char *err) {
     free(stage);
     free(found);
     free(l.v);
-    if (rc) return rc;
+    return rc ? rc : finish_weights(m);
+}
 
+/* Derived views: the tied head, and the vision q/k/v row blocks of the fused qkv. */
+static int finish_weights(vlm_model *m) {
+    const vlm_config *c = &m->cfg;
     if (!m->w.lm_head.data) m->w.lm_head = m->w.embed; /* tied */
     /* vision qkv: q, k, v are the row blocks of the fused weight and bias */
     int64_t vh = c->vision.hidden;
@@ -246,6 +252,80 @@ static int load_weights(vlm_model *m, vlm_st_set *st, char *err) {
         bw->k_b = vlm_tensor_rows(bias, vh, vh);
         bw->v_b = vlm_tensor_rows(bias, 2 * vh, vh);
     }
+    return 0;
+}
+
+/* xorshift64*: a fixed, fast stream of uniform numbers for random weights */
+static float rand_uniform(uint64_t *state) {
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return (float)((x * 2685821657736338717ull) >> 40) / (float)(1ull << 24) * 2.0f - 1.0f;
+}
+
+int vlm_model_new_random(const vlm_config *cfg, const vlm_model_params *params, uint64_t seed,
+                         vlm_model **out, char *err) {
+    *out = NULL;
+    vlm_model *m = calloc(1, sizeof *m);
+    if (!m) return vlm__errf(err, VLM_ENOMEM, "random model: out of memory");
+    snprintf(m->dir, sizeof m->dir, "(random weights, seed %llu)", (unsigned long long)seed);
+    m->cfg = *cfg;
+    int rc = vlm_config_validate(cfg, "random model", err);
+    if (!rc) rc = vlm_backend_new(params ? params->backend : "cpu",
+                                  params ? params->n_threads : 0, &m->be, err);
+    spec_list l = {0};
+    if (!rc && (rc = build_specs(m, false, !cfg->tie_word_embeddings, &l)))
+        vlm__errf(err, rc, "random model: out of memory");
+    vlm_dtype wt = m->be ? m->be->iface->weight_dtype : VLM_F32;
+    size_t es = vlm__dtype_size(wt), total = 0, max_n = 1;
+    for (int64_t i = 0; !rc && i < l.n; i++) {
+        size_t n = (size_t)(l.v[i].rows * l.v[i].cols);
+        total += (n * es + 63) & ~(size_t)63;
+        if (n > max_n) max_n = n;
+    }
+    float *vals = NULL;
+    void *stage = NULL;
+    if (!rc) {
+        m->weights_buf = vlm_backend_alloc(m->be, total);
+        m->weights_bytes = total;
+        vals = malloc(max_n * sizeof(float));
+        stage = malloc(max_n * es);
+        if (!m->weights_buf || !vals || !stage)
+            rc = vlm__errf(err, VLM_ENOMEM, "random model: cannot allocate %.1f MB of weights",
+                           (double)total / 1e6);
+    }
+    uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
+    size_t off = 0;
+    for (int64_t i = 0; !rc && i < l.n; i++) {
+        weight_spec *s = &l.v[i];
+        int64_t n = s->rows * s->cols;
+        *s->dst = vlm_tensor_2d(wt, (char *)m->weights_buf + off, s->rows, s->cols);
+        if (s->ndim == 1) *s->dst = vlm_tensor_make(wt, s->dst->data, 1, &s->rows);
+        off += ((size_t)n * es + 63) & ~(size_t)63;
+        /* norms near 1, biases small, matrices with unit-variance outputs */
+        bool norm = strstr(s->name, "norm") || strstr(s->name, "ln_q");
+        float scale = s->ndim == 1 ? (norm ? 0.1f : 0.02f) : sqrtf(3.0f / (float)s->cols);
+        for (int64_t j = 0; j < n; j++)
+            vals[j] = (norm ? 1.0f : 0.0f) + scale * rand_uniform(&state);
+        if (wt == VLM_F32) {
+            memcpy(stage, vals, (size_t)n * 4);
+        } else {
+            for (int64_t j = 0; j < n; j++) ((uint16_t *)stage)[j] = vlm__f32_to_bf16(vals[j]);
+        }
+        if ((rc = vlm_backend_set(m->be, *s->dst, stage)))
+            vlm__errf(err, rc, "random model: upload failed: %s", vlm_backend_last_error(m->be));
+    }
+    free(vals);
+    free(stage);
+    free(l.v);
+    if (!rc) rc = finish_weights(m);
+    if (rc) {
+        vlm_model_free(m);
+        return rc;
+    }
+    *out = m;
     return 0;
 }
 

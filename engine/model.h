@@ -118,6 +118,11 @@ typedef struct vlm_model_params {
 int vlm_model_load(const char *dir, const vlm_model_params *params, vlm_model **out, char *err);
 void vlm_model_free(vlm_model *m); /* NULL is a no-op */
 
+/* A model of the given config with deterministic random weights made in memory (no
+ * files): for benchmarks at real dimensions without a download. */
+int vlm_model_new_random(const vlm_config *cfg, const vlm_model_params *params, uint64_t seed,
+                         vlm_model **out, char *err);
+
 /* Trace hook for checks: called with intermediate results (in backend memory) as the
  * forward runs; name is e.g. "patch_embed", "vision_block", "llm_layer"; index is the
  * block/layer or -1. */

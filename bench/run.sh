@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every benchmark in build/bench/ and prints its figures with the machine it ran on.
+set -u
+cd "$(dirname "$0")/.."
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GB"
+for b in build/bench/*; do
+    [ -x "$b" ] || continue
+    echo "== $(basename "$b")"
+    "$b" || echo "$(basename "$b"): failed with exit $?"
+done

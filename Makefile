@@ -46,12 +46,21 @@ TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC  := $(wildcard bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIBVLM     := $(BUILD)/lib/libvlm.a
+PROTO_SRC  := $(wildcard proto/*.c)
+PROTO_OBJ  := $(PROTO_SRC:%.c=$(BUILD)/obj/%.o)
+LIBPROTO   := $(BUILD)/lib/libproto.a
 
 .PHONY: all test bench clean deps
 
-# all: the library, the CLI, tests and benchmarks
-all: $(BUILD)/bin/commentary $(TEST_BIN) $(BENCH_BIN)
+TINY_MODEL := $(BUILD)/models/tiny-random/model.safetensors
+
+# all: the library, the CLI, tests, benchmarks and the tiny random test model
+all: $(BUILD)/bin/commentary $(TEST_BIN) $(BENCH_BIN) $(TINY_MODEL)
 	@echo "make: $(CUDA_STATE)"
+
+# the tiny random-weight Qwen2.5-VL with the real tokenizer (tests, `make run` fallback)
+$(TINY_MODEL): scripts/make-tiny-model.py tests/fixtures/tokenizer/qwen2.5-tokenizer.json.xz
+	/usr/bin/python3 scripts/make-tiny-model.py $(dir $@)
 
 # deps: install the Debian packages the build and tests need (idempotent)
 deps:
@@ -69,13 +78,17 @@ $(LIBVLM): $(ENGINE_OBJ) $(CUDA_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+$(LIBPROTO): $(PROTO_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
 $(BUILD)/bin/commentary: $(CLI_OBJ) $(LIBVLM)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIBVLM) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/test.h $(LIBVLM)
+$(BUILD)/tests/%: tests/%.c tests/test.h $(LIBVLM) $(LIBPROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(LIBVLM) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests -Iproto -o $@ $< $(LIBPROTO) $(LIBVLM) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIBVLM)
 	@mkdir -p $(dir $@)

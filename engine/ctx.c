@@ -75,6 +75,8 @@ int vlm_ctx_new(vlm_model *m, const vlm_ctx_params *prm, vlm_ctx **out, char *er
     plan_add(&run, &x->sin, VLM_F32, 2, nb, hd / 2, 0);
     plan_add(&run, &x->ids, VLM_I32, 1, nb, 0, 0);
     plan_add(&run, &x->slots, VLM_I32, 1, nb, 0, 0);
+    plan_add(&run, &x->kv_tmp, VLM_F32, 3, prm->n_ctx, kvd, hd);
+    plan_add(&run, &x->kv_idx, VLM_I32, 1, prm->n_ctx, 0, 0);
     int64_t patch_in = v->in_channels * v->temporal_patch_size * v->patch_size * v->patch_size;
     /* vgate/vup also hold the merger's [np/4, 4vh] and [np/4, d] */
     int64_t vwide = max64(max64(v->intermediate, vh), (d + 3) / 4);
@@ -139,4 +141,27 @@ void vlm_ctx_free(vlm_ctx *c) {
     free(c->host);
     free(c->k_raw);
     free(c);
+}
+
+int vlm_kv_compact(vlm_ctx *c, const int32_t *idx, int64_t n) {
+    if (n < 0 || n > c->n_cached) return VLM_EINVAL;
+    if (n > 0) {
+        vlm_tensor ti = vlm_tensor_rows(c->kv_idx, 0, n);
+        int rc = vlm_backend_set(c->be, ti, idx);
+        if (rc) return rc;
+        /* gather into the spare buffer, then swap it in: one copy per tensor */
+        for (int64_t l = 0; l < c->model->cfg.n_layers; l++) {
+            vlm_tensor *bufs[2] = {&c->k_raw[l], &c->v[l]};
+            for (int b = 0; b < 2; b++) {
+                rc = vlm_get_rows(c->be, vlm_tensor_rows(c->kv_tmp, 0, n),
+                                  vlm_tensor_rows(*bufs[b], 0, c->n_cached), ti);
+                if (rc) return rc;
+                vlm_tensor t = *bufs[b];
+                *bufs[b] = c->kv_tmp;
+                c->kv_tmp = t;
+            }
+        }
+    }
+    c->n_cached = n;
+    return 0;
 }

@@ -20,8 +20,9 @@
 
 /* cos/sin of the M-RoPE angles for n tokens: frequency j uses the t, h or w component
  * according to mrope_section; angle = pos * inv_freq[j] in float32 (as transformers). */
-static void mrope_tables(const vlm_config *cfg, const float *pos, int64_t n, float *cs,
-                         float *sn) {
+static void mrope_tables(const vlm_config *cfg, const float *pt, const float *ph,
+                         const float *pw, int64_t n, float *cs, float *sn) {
+    const float *comps[3] = {pt, ph, pw};
     int64_t half = cfg->head_dim / 2;
     int64_t s0 = cfg->mrope_section[0], s1 = s0 + cfg->mrope_section[1];
     for (int64_t j = 0; j < half; j++) {
@@ -29,7 +30,7 @@ static void mrope_tables(const vlm_config *cfg, const float *pos, int64_t n, flo
         float f = 1.0f / powf(cfg->rope_theta, e);
         int comp = j < s0 ? 0 : j < s1 ? 1 : 2;
         for (int64_t i = 0; i < n; i++) {
-            float a = pos[comp * n + i] * f;
+            float a = comps[comp][i] * f;
             cs[i * half + j] = cosf(a);
             sn[i * half + j] = sinf(a);
         }
@@ -84,7 +85,7 @@ int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
     }
     if (c->trace) c->trace("inputs_embeds", -1, x, c->trace_user);
 
-    mrope_tables(cfg, pos, n, c->h_cos, c->h_sin);
+    mrope_tables(cfg, pos, pos + n, pos + 2 * n, n, c->h_cos, c->h_sin);
     TRY(vlm_backend_set(be, cs, c->h_cos));
     TRY(vlm_backend_set(be, sn, c->h_sin));
 
@@ -124,5 +125,22 @@ int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
     if (c->trace) c->trace("final_norm", -1, xnl, c->trace_user);
     TRY(vlm_matmul(be, logits, xnl, w->lm_head, NULL));
     if (logits_out) TRY(vlm_backend_get(be, logits_out, logits));
+    return 0;
+}
+
+int vlm_llm_rerotate(vlm_ctx *c, int64_t first, int64_t n, const float *pos_t,
+                     const float *pos_h, const float *pos_w) {
+    const vlm_config *cfg = &c->model->cfg;
+    if (first < 0 || n < 0 || first + n > c->n_cached) return VLM_EINVAL;
+    for (int64_t done = 0; done < n; done += c->p.n_batch) {
+        int64_t k = n - done < c->p.n_batch ? n - done : c->p.n_batch;
+        vlm_tensor cs = vlm_tensor_rows(c->cos, 0, k), sn = vlm_tensor_rows(c->sin, 0, k);
+        mrope_tables(cfg, pos_t + done, pos_h + done, pos_w + done, k, c->h_cos, c->h_sin);
+        TRY(vlm_backend_set(c->be, cs, c->h_cos));
+        TRY(vlm_backend_set(c->be, sn, c->h_sin));
+        for (int64_t l = 0; l < cfg->n_layers; l++)
+            TRY(vlm_rope(c->be, vlm_tensor_rows(c->k_rot[l], first + done, k),
+                         vlm_tensor_rows(c->k_raw[l], first + done, k), cs, sn));
+    }
     return 0;
 }

@@ -156,6 +156,8 @@ typedef struct vlm_ctx {
     vlm_tensor logits;                        /* (n_logits, vocab) */
     vlm_tensor cos, sin;                      /* (n_batch, hd/2) f32 */
     vlm_tensor ids, slots;                    /* (n_batch) i32: token ids, vision slots */
+    vlm_tensor kv_tmp;                        /* (n_ctx, KVH, hd): compaction target */
+    vlm_tensor kv_idx;                        /* (n_ctx) i32: rows kept, in new order */
 
     /* vision run state (device) */
     vlm_tensor vpix;                          /* (n_patches, C*tps*ps*ps) */
@@ -202,6 +204,16 @@ int64_t vlm__vision_full_seqlens(const int64_t (*grids)[3], int64_t n_grids, int
 int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
                     const int32_t *vis_slots, int64_t n_vis, vlm_tensor vis, int64_t n_logits,
                     float *logits_out);
+
+/* Keep only the cached rows idx[0..n) (in that order) of every layer's raw keys and
+ * values: the cache then holds n tokens.  Rotated keys are stale from the first row
+ * whose source moved; re-rotate them with vlm_llm_rerotate. */
+int vlm_kv_compact(vlm_ctx *c, const int32_t *idx, int64_t n);
+
+/* Rotate the raw keys of cached rows [first, first+n) into k_rot at the positions
+ * pos_t/pos_h/pos_w[0..n) (after eviction changed them). */
+int vlm_llm_rerotate(vlm_ctx *c, int64_t first, int64_t n, const float *pos_t,
+                     const float *pos_h, const float *pos_w);
 
 /* transformers' get_rope_index for one sequence: 3-D positions of every token (written
  * as 3 rows of n floats) and the decode delta.  Media are matched to the

@@ -1,0 +1,108 @@
+/* vlm.h — the engine's public API: load a model directory, run streaming commentary
+ * sessions on it.  This is the only engine header the daemon includes.
+ *
+ * A vlm_engine is a loaded Hugging Face model directory (config, weights, tokenizer,
+ * preprocessor config).  A vlm_session is one stream: it turns 1-second chunks of 2 RGB
+ * frames into commentary with StreamingVLM's streaming recipe — one prompt turn per
+ * chunk, a KV cache that keeps the system prompt, a previous-text block (sink + window),
+ * the last V chunks' vision and the last T rounds of text, with contiguous positions —
+ * so its memory and per-chunk time stay flat on streams that never end.
+ *
+ * Ownership: the caller owns engines and sessions; a session borrows its engine, which
+ * must outlive it.  Threads: an engine and its sessions are used by one thread at a time
+ * (the daemon's inference thread).  Errors: negative VLM_E* codes (vlm_error.h) and a
+ * message in err[VLM_ERR_LEN] naming the object.
+ */
+#ifndef VLM_H
+#define VLM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vlm_error.h"
+
+typedef struct vlm_engine vlm_engine;
+typedef struct vlm_session vlm_session;
+
+typedef struct vlm_engine_params {
+    const char *backend; /* "cpu" (default), "cuda", "auto" */
+    int n_threads;       /* CPU threads; <= 0: all cores */
+} vlm_engine_params;
+
+/* Load dir/{config.json, generation_config.json, preprocessor_config.json,
+ * tokenizer.json, *.safetensors}.  preprocessor_config.json and generation_config.json
+ * are optional (Qwen2.5-VL's published values / transformers' defaults apply). */
+int vlm_engine_load(const char *dir, const vlm_engine_params *params, vlm_engine **out,
+                    char *err);
+void vlm_engine_free(vlm_engine *e); /* NULL is a no-op */
+/* A short description ("qwen2_5_vl 28 layers, hidden 3584, cpu") for logs. */
+const char *vlm_engine_describe(const vlm_engine *e);
+
+/* StreamingVLM's streaming policy.  A count of -1 means "never evict" (null in the
+ * reference); prev_sink and prev_window are both set or both -1. */
+typedef struct vlm_policy {
+    int64_t vision_window;   /* V: chunks whose vision tokens stay (16) */
+    int64_t text_rounds;     /* T: rounds of text kept in place (16) */
+    int64_t prev_sink;       /* S: first tokens of the previous-text block kept (512) */
+    int64_t prev_window;     /* W: last tokens of the previous-text block kept (512) */
+    bool window_off_by_one;  /* keep W-1, as StreamingVLM's code does (false) */
+    int64_t max_new_tokens;  /* M: tokens generated per chunk at most (20) */
+    /* sampling; greedy ignores the rest but the repetition penalty */
+    bool greedy;
+    float temperature, top_p, repetition_penalty;
+    int64_t top_k;           /* 0: off */
+    uint64_t seed;
+} vlm_policy;
+
+/* StreamingVLM's defaults (16, 16, 512, 512, 20) with the sampling values of the model's
+ * generation_config.json (greedy when it does not ask to sample). */
+void vlm_policy_default(const vlm_engine *e, vlm_policy *p);
+/* Check that a policy makes sense; err names the field. */
+int vlm_policy_validate(const vlm_policy *p, char *err);
+
+typedef struct vlm_session_params {
+    const char *system_prompt;  /* NULL: "You are a helpful assistant." */
+    const char *previous_text;  /* NULL or "": empty previous-text block */
+    const char *query;          /* NULL: "Commentate on this match" (chunk 0's turn) */
+    int64_t frame_width;        /* size of the frames that will be pushed; they are */
+    int64_t frame_height;       /* resized to the model's smart_resize size */
+    int64_t max_query_tokens;   /* room for queries set later (0: 256) */
+    int64_t n_ctx;              /* KV capacity; 0: derived from the policy (required when
+                                   T or V is -1) */
+} vlm_session_params;
+
+int vlm_session_new(vlm_engine *e, const vlm_policy *policy, const vlm_session_params *params,
+                    vlm_session **out, char *err);
+void vlm_session_free(vlm_session *s); /* NULL is a no-op */
+
+/* Change the query: the next chunk's user turn carries it (after its video), as chunk
+ * 0's does.  Empty or NULL: no query from then on. */
+int vlm_session_set_query(vlm_session *s, const char *query, char *err);
+
+typedef struct vlm_frame {
+    const uint8_t *rgb; /* RGB24, row-major */
+    int64_t width, height;
+    int64_t stride;     /* bytes per row, >= 3 * width */
+} vlm_frame;
+
+#define VLM_TEXT_MAX 1024
+
+typedef struct vlm_chunk_result {
+    char text[VLM_TEXT_MAX]; /* the commentary, " ..." convention stripped, trimmed */
+    int64_t n_generated;     /* tokens generated (including a generated stop token) */
+    int64_t n_retained;      /* tokens retained after this chunk */
+    int64_t n_cached;        /* of which in the KV cache */
+    double ms_vision, ms_prefill, ms_decode, ms_total;
+} vlm_chunk_result;
+
+/* Run one 1-second chunk: frames[0..1] are the frames at (or just after) t_start and
+ * t_start + 0.5 s; t_start/t_end are stream seconds (the Time= text).  Evicts per the
+ * policy, runs the vision tower, prefills, decodes.  Allocates nothing. */
+int vlm_session_push_chunk(vlm_session *s, const vlm_frame frames[2], double t_start,
+                           double t_end, vlm_chunk_result *res, char *err);
+
+/* Chunks pushed so far; tokens retained now. */
+int64_t vlm_session_chunks(const vlm_session *s);
+int64_t vlm_session_retained(const vlm_session *s);
+
+#endif

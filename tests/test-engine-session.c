@@ -1,0 +1,397 @@
+/* test-engine-session.c — the streaming session: StreamingVLM's policy on long runs
+ * (bounded retained length, structure invariants, T = 1, the off-by-one window),
+ * commentary text through the real Qwen2.5 tokenizer, no allocation per chunk, and bad
+ * input (frames, prompts, policies, tokenizer files).
+ *
+ * Uses build/models/tiny-random (made by scripts/make-tiny-model.py: real tokenizer,
+ * random weights) and the vendored fixture model tests/fixtures/qwen25vl/base-s0.
+ * The golden comparisons with transformers' streaming sessions are in
+ * tests/t-check-streams.sh.
+ */
+#include <dlfcn.h>
+#include <stdatomic.h>
+
+#include "session.h"
+#include "test.h"
+
+#define TINY "build/models/tiny-random"
+#define FIXTURE_MODEL "tests/fixtures/qwen25vl/base-s0/model"
+
+/* ---- a counting allocator: every malloc in this process goes through it ---- */
+static atomic_long n_allocs;
+static atomic_int counting;
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+extern void *__libc_memalign(size_t, size_t);
+void *malloc(size_t n) {
+    if (counting) atomic_fetch_add(&n_allocs, 1);
+    return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b) {
+    if (counting) atomic_fetch_add(&n_allocs, 1);
+    return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n) {
+    if (counting) atomic_fetch_add(&n_allocs, 1);
+    return __libc_realloc(p, n);
+}
+void free(void *p) {
+    __libc_free(p);
+}
+int posix_memalign(void **out, size_t align, size_t n) {
+    if (counting) atomic_fetch_add(&n_allocs, 1);
+    *out = __libc_memalign(align, n);
+    return *out ? 0 : 12;
+}
+
+static vlm_engine *load_tiny(void) {
+    if (access(TINY "/model.safetensors", R_OK) != 0)
+        SKIP("%s missing (make builds it with scripts/make-tiny-model.py)", TINY);
+    vlm_engine *e = NULL;
+    char err[VLM_ERR_LEN];
+    vlm_engine_params ep = {.backend = "cpu", .n_threads = 1};
+    ASSERT_MSG(vlm_engine_load(TINY, &ep, &e, err) == 0, "%s", err);
+    return e;
+}
+
+/* A deterministic moving-square frame of w × h. */
+static void make_frame(uint8_t *px, int64_t w, int64_t h, int64_t t) {
+    for (int64_t y = 0; y < h; y++)
+        for (int64_t x = 0; x < w; x++) {
+            uint8_t *p = px + (y * w + x) * 3;
+            bool in = x / 16 == (t % (w / 16)) && y / 16 == (t / 3) % (h / 16);
+            p[0] = in ? 250 : (uint8_t)(x * 255 / w);
+            p[1] = in ? 20 : (uint8_t)(y * 255 / h);
+            p[2] = (uint8_t)(t * 13);
+        }
+}
+
+static vlm_session *tiny_session(vlm_engine *e, const vlm_policy *p, int64_t w, int64_t h) {
+    vlm_session_params sp = {.frame_width = w, .frame_height = h,
+                             .previous_text = "A test stream with a moving square."};
+    vlm_session *s = NULL;
+    char err[VLM_ERR_LEN];
+    ASSERT_MSG(vlm_session_new(e, p, &sp, &s, err) == 0, "%s", err);
+    return s;
+}
+
+static void push(vlm_session *s, uint8_t *px, int64_t w, int64_t h, int64_t i,
+                 vlm_chunk_result *res) {
+    make_frame(px, w, h, 2 * i);
+    make_frame(px + w * h * 3, w, h, 2 * i + 1);
+    vlm_frame f[2] = {{px, w, h, 3 * w}, {px + w * h * 3, w, h, 3 * w}};
+    char err[VLM_ERR_LEN];
+    ASSERT_MSG(vlm_session_push_chunk(s, f, (double)i, (double)i + 1, res, err) == 0,
+               "chunk %lld: %s", (long long)i, err);
+}
+
+/* The retained sequence has the documented shape (STREAM_FIXTURES.md §4.1). */
+static void check_shape(const vlm_session *s) {
+    int64_t j = 0;
+    while (j < s->n && s->roles[j] == VLM_ROLE_SYSTEM) j++;
+    ASSERT(j > 0);
+    ASSERT_EQ_INT(s->roles[j], VLM_ROLE_PREV_HEADER);
+    while (j < s->n && s->roles[j] == VLM_ROLE_PREV_HEADER) j++;
+    while (j < s->n && (s->roles[j] == VLM_ROLE_PREV_INITIAL || s->roles[j] == VLM_ROLE_PREV_MOVED)) j++;
+    ASSERT_EQ_INT(s->roles[j], VLM_ROLE_PREV_FOOTER);
+    while (j < s->n && s->roles[j] == VLM_ROLE_PREV_FOOTER) j++;
+    /* then turns, rounds never decreasing, roles of a round in order */
+    int32_t last_round = -1;
+    for (; j < s->n; j++) {
+        ASSERT_MSG(s->roles[j] >= VLM_ROLE_USER_HEADER, "role %d at %lld after the prefix",
+                   s->roles[j], (long long)j);
+        ASSERT(s->rounds[j] >= last_round);
+        last_round = s->rounds[j];
+    }
+    /* cached tokens are a prefix */
+    for (int64_t k = 0; k < s->n; k++) ASSERT((s->serial[k] >= 0) == (k < s->n_cached));
+}
+
+static void test_session_bounded_and_text(void) {
+    vlm_engine *e = load_tiny();
+    vlm_policy p;
+    vlm_policy_default(e, &p);
+    p.vision_window = 3;
+    p.text_rounds = 4;
+    p.prev_sink = 8;
+    p.prev_window = 16;
+    p.max_new_tokens = 6;
+    int64_t w = 224, h = 168;
+    vlm_session *s = tiny_session(e, &p, w, h);
+    uint8_t *px = malloc((size_t)(2 * w * h * 3));
+    vlm_chunk_result res;
+    int64_t max_len = 0, texts = 0;
+    for (int64_t i = 0; i < 60; i++) {
+        push(s, px, w, h, i, &res);
+        check_shape(s);
+        if (i >= 10) max_len = res.n_retained > max_len ? res.n_retained : max_len;
+        if (res.text[0]) texts++;
+        ASSERT(res.n_generated >= 1 && res.n_generated <= 6);
+    }
+    /* steady state: system + prev(header, <= S+W content, footer) + <= T+1 rounds */
+    int64_t round_max = s->n_vis + 3 + 14 + 2 + 2 + 3 + 6 + 2 + 1;
+    int64_t bound = s->pc.system_block.n + 4 + 8 + 16 + 2 + 5 * round_max;
+    ASSERT_MSG(max_len <= bound, "retained %lld > bound %lld", (long long)max_len, (long long)bound);
+    ASSERT(s->cap >= max_len);
+    ASSERT_MSG(texts > 0, "no chunk produced any text");
+    ASSERT_EQ_INT(vlm_session_chunks(s), 60);
+    free(px);
+    vlm_session_free(s);
+    vlm_engine_free(e);
+}
+
+static void test_session_no_allocation_per_chunk(void) {
+    vlm_engine *e = load_tiny();
+    vlm_policy p;
+    vlm_policy_default(e, &p);
+    p.vision_window = 2;
+    p.text_rounds = 3;
+    p.prev_sink = 4;
+    p.prev_window = 8;
+    p.max_new_tokens = 4;
+    p.greedy = false; /* the sampling path too */
+    p.temperature = 0.9f;
+    p.top_k = 50;
+    p.top_p = 0.95f;
+    int64_t w = 200, h = 150; /* not a multiple of 28: the resize path */
+    vlm_session *s = tiny_session(e, &p, w, h);
+    uint8_t *px = __libc_malloc((size_t)(2 * w * h * 3));
+    vlm_chunk_result res;
+    for (int64_t i = 0; i < 8; i++) push(s, px, w, h, i, &res); /* warm up: eviction steady */
+    atomic_store(&n_allocs, 0);
+    atomic_store(&counting, 1);
+    for (int64_t i = 8; i < 40; i++) push(s, px, w, h, i, &res);
+    atomic_store(&counting, 0);
+    ASSERT_MSG(atomic_load(&n_allocs) == 0, "%ld allocations in 32 chunks",
+               atomic_load(&n_allocs));
+    __libc_free(px);
+    vlm_session_free(s);
+    vlm_engine_free(e);
+}
+
+/* A raw session on the fixture model with made-up pieces, for policy edge cases. */
+static vlm_session *raw_session(vlm_model **mout, vlm_policy *p, int64_t n_init) {
+    vlm_model *m = NULL;
+    char err[VLM_ERR_LEN];
+    ASSERT_MSG(vlm_model_load(FIXTURE_MODEL, NULL, &m, err) == 0, "%s", err);
+    static int32_t sys[] = {1001, 543, 183, 594, 855, 1002, 183}, ph[] = {1001, 701, 359, 183},
+                   pf[] = {1002, 183}, uh[] = {1001, 534, 183}, ah[] = {1001, 253, 183},
+                   q[] = {435, 540};
+    int32_t init[64];
+    for (int64_t k = 0; k < n_init; k++) init[k] = (int32_t)(10 + k);
+    vlm_pieces pc = {.newline = 183, .im_end = 1002, .vision_start = 1009, .vision_end = 1010,
+                     .video_pad = 1013, .system_block = {sys, 7}, .prev_header = {ph, 4},
+                     .prev_initial = {init, n_init}, .prev_footer = {pf, 2},
+                     .user_header = {uh, 3}, .user_footer = {pf, 2},
+                     .assistant_header = {ah, 3}, .query = {q, 2},
+                     .time = {207, 140, 335, 615, 460, {282, 965, 40, 212, 815, 168, 982, 861, 61, 526}}};
+    vlm_session *s = NULL;
+    ASSERT_MSG(vlm__session_new_raw(m, p, &pc, 56, 56, 0, &s, err) == 0, "%s", err);
+    *mout = m;
+    return s;
+}
+
+static void push_raw(vlm_session *s, int64_t i) {
+    static uint8_t px[2 * 56 * 56 * 3];
+    make_frame(px, 56, 56, i);
+    make_frame(px + 56 * 56 * 3, 56, 56, i + 1);
+    vlm_frame f[2] = {{px, 56, 56, 168}, {px + 56 * 56 * 3, 56, 56, 168}};
+    vlm_chunk_result res;
+    char err[VLM_ERR_LEN];
+    ASSERT_MSG(vlm_session_push_chunk(s, f, (double)i, (double)i + 1, &res, err) == 0, "%s", err);
+}
+
+static int64_t count_role(const vlm_session *s, int lo, int hi) {
+    int64_t n = 0;
+    for (int64_t j = 0; j < s->n; j++) n += s->roles[j] >= lo && s->roles[j] <= hi;
+    return n;
+}
+
+static void test_session_single_text_round(void) {
+    /* T = 1: the last turn's uncached tokens go before they are forwarded, and the next
+     * chunk's leading newline is dropped (the sequence already ends in one) */
+    vlm_policy p = {.vision_window = 1, .text_rounds = 1, .prev_sink = 2, .prev_window = 3,
+                    .max_new_tokens = 3, .greedy = true, .repetition_penalty = 1.0f};
+    vlm_model *m;
+    vlm_session *s = raw_session(&m, &p, 0);
+    for (int64_t i = 0; i < 12; i++) {
+        push_raw(s, i);
+        check_shape(s);
+        /* only the current round's turns remain after the prefix */
+        for (int64_t j = 0; j < s->n; j++)
+            if (s->roles[j] >= VLM_ROLE_USER_HEADER) ASSERT_EQ_INT(s->rounds[j], i);
+        ASSERT(count_role(s, VLM_ROLE_ASSISTANT_NEWLINE, VLM_ROLE_ASSISTANT_NEWLINE) == 0);
+        ASSERT(count_role(s, VLM_ROLE_PREV_INITIAL, VLM_ROLE_PREV_MOVED) <= 5);
+    }
+    vlm_session_free(s);
+    vlm_model_free(m);
+}
+
+static void test_session_window_off_by_one(void) {
+    for (int obo = 0; obo < 2; obo++) {
+        vlm_policy p = {.vision_window = 2, .text_rounds = 2, .prev_sink = 3, .prev_window = 4,
+                        .window_off_by_one = obo, .max_new_tokens = 4, .greedy = true,
+                        .repetition_penalty = 1.0f};
+        vlm_model *m;
+        vlm_session *s = raw_session(&m, &p, 20);
+        push_raw(s, 0);
+        ASSERT_EQ_INT(count_role(s, VLM_ROLE_PREV_INITIAL, VLM_ROLE_PREV_MOVED), 20); /* whole at chunk 0 */
+        push_raw(s, 1);
+        /* from chunk 1 on: the first S and the last W (or W-1) content tokens */
+        ASSERT_EQ_INT(count_role(s, VLM_ROLE_PREV_INITIAL, VLM_ROLE_PREV_MOVED), 3 + 4 - obo);
+        int64_t a = 0;
+        while (s->roles[a] != VLM_ROLE_PREV_INITIAL) a++;
+        ASSERT_EQ_INT(s->ids[a], 10);
+        ASSERT_EQ_INT(s->ids[a + 2], 12);
+        ASSERT_EQ_INT(s->ids[a + 3], 10 + 20 - (4 - obo));
+        vlm_session_free(s);
+        vlm_model_free(m);
+    }
+}
+
+static void test_session_vision_window_smaller(void) {
+    /* V < T: old rounds lose their vision block but keep their text */
+    vlm_policy p = {.vision_window = 1, .text_rounds = 3, .prev_sink = 2, .prev_window = 2,
+                    .max_new_tokens = 2, .greedy = true, .repetition_penalty = 1.0f};
+    vlm_model *m;
+    vlm_session *s = raw_session(&m, &p, 0);
+    for (int64_t i = 0; i < 8; i++) {
+        push_raw(s, i);
+        ASSERT_EQ_INT(count_role(s, VLM_ROLE_VISION_START, VLM_ROLE_VISION_START), 1);
+        check_shape(s);
+    }
+    vlm_session_free(s);
+    vlm_model_free(m);
+}
+
+static void test_session_bad_policy(void) {
+    const struct {
+        vlm_policy p;
+        const char *want;
+    } cases[] = {
+        {{.vision_window = 16, .text_rounds = 0, .prev_sink = 1, .prev_window = 1,
+          .max_new_tokens = 1, .greedy = true, .repetition_penalty = 1}, "text_rounds"},
+        {{.vision_window = 0, .text_rounds = 1, .prev_sink = 1, .prev_window = 1,
+          .max_new_tokens = 1, .greedy = true, .repetition_penalty = 1}, "vision_window"},
+        {{.vision_window = 1, .text_rounds = 1, .prev_sink = 512, .prev_window = -1,
+          .max_new_tokens = 1, .greedy = true, .repetition_penalty = 1}, "prev_sink and prev_window"},
+        {{.vision_window = 1, .text_rounds = 1, .prev_sink = -1, .prev_window = 512,
+          .max_new_tokens = 1, .greedy = true, .repetition_penalty = 1}, "prev_sink and prev_window"},
+        {{.vision_window = 1, .text_rounds = 1, .prev_sink = 1, .prev_window = 1,
+          .max_new_tokens = 0, .greedy = true, .repetition_penalty = 1}, "max_new_tokens"},
+        {{.vision_window = 1, .text_rounds = 1, .prev_sink = 1, .prev_window = 1,
+          .max_new_tokens = 1, .greedy = false, .temperature = 0, .top_p = 1,
+          .repetition_penalty = 1}, "temperature"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[VLM_ERR_LEN] = "";
+        ASSERT(vlm_policy_validate(&cases[i].p, err) == VLM_EINVAL);
+        ASSERT_CONTAINS(err, cases[i].want);
+    }
+    /* a never-evicting policy needs an explicit capacity */
+    vlm_engine *e = load_tiny();
+    vlm_policy p;
+    vlm_policy_default(e, &p);
+    p.text_rounds = -1;
+    vlm_session_params sp = {.frame_width = 64, .frame_height = 64};
+    vlm_session *s = NULL;
+    char err[VLM_ERR_LEN];
+    ASSERT(vlm_session_new(e, &p, &sp, &s, err) == VLM_EINVAL);
+    ASSERT_CONTAINS(err, "n_ctx");
+    vlm_engine_free(e);
+}
+
+static void test_session_bad_frames(void) {
+    vlm_engine *e = load_tiny();
+    vlm_policy p;
+    vlm_policy_default(e, &p);
+    p.max_new_tokens = 2;
+    vlm_session *s = tiny_session(e, &p, 112, 112);
+    static uint8_t px[112 * 112 * 3 * 2];
+    char err[VLM_ERR_LEN];
+    vlm_chunk_result res;
+    vlm_frame bad_stride[2] = {{px, 112, 112, 100}, {px, 112, 112, 336}};
+    ASSERT(vlm_session_push_chunk(s, bad_stride, 0, 1, &res, err) == VLM_EINVAL);
+    ASSERT_CONTAINS(err, "stride");
+    vlm_frame zero[2] = {{px, 0, 112, 336}, {px, 112, 112, 336}};
+    ASSERT(vlm_session_push_chunk(s, zero, 0, 1, &res, err) == VLM_EINVAL);
+    vlm_frame thin[2] = {{px, 250, 1, 750}, {px, 112, 112, 336}};
+    ASSERT(vlm_session_push_chunk(s, thin, 0, 1, &res, err) == VLM_EINVAL);
+    ASSERT_CONTAINS(err, "aspect ratio");
+    vlm_frame null[2] = {{NULL, 112, 112, 336}, {px, 112, 112, 336}};
+    ASSERT(vlm_session_push_chunk(s, null, 0, 1, &res, err) == VLM_EINVAL);
+    vlm_frame ok[2] = {{px, 112, 112, 336}, {px, 112, 112, 336}};
+    ASSERT(vlm_session_push_chunk(s, ok, 1, 1, &res, err) == VLM_EINVAL); /* empty span */
+    ASSERT_CONTAINS(err, "time span");
+    /* the session is still usable after rejected chunks */
+    ASSERT_MSG(vlm_session_push_chunk(s, ok, 0, 1, &res, err) == 0, "%s", err);
+    ASSERT_EQ_INT(vlm_session_chunks(s), 1);
+    vlm_session_free(s);
+    /* absurd session geometry */
+    vlm_session_params sp = {.frame_width = 5000, .frame_height = 10};
+    ASSERT(vlm_session_new(e, &p, &sp, &s, err) != 0);
+    ASSERT_CONTAINS(err, "aspect ratio");
+    vlm_engine_free(e);
+}
+
+static void test_session_invalid_utf8_prompt(void) {
+    vlm_engine *e = load_tiny();
+    vlm_policy p;
+    vlm_policy_default(e, &p);
+    vlm_session_params sp = {.frame_width = 64, .frame_height = 64,
+                             .previous_text = "caf\xc3"};
+    vlm_session *s = NULL;
+    char err[VLM_ERR_LEN];
+    ASSERT(vlm_session_new(e, &p, &sp, &s, err) == VLM_EINVAL);
+    ASSERT_CONTAINS(err, "previous text");
+    sp.previous_text = NULL;
+    sp.query = "\xff bad";
+    ASSERT(vlm_session_new(e, &p, &sp, &s, err) == VLM_EINVAL);
+    ASSERT_CONTAINS(err, "query");
+    sp.query = NULL;
+    ASSERT(vlm_session_new(e, &p, &sp, &s, err) == 0);
+    ASSERT(vlm_session_set_query(s, "ok \xc0\xaf", err) == VLM_EINVAL);
+    ASSERT(vlm_session_set_query(s, "Who is winning?", err) == 0);
+    vlm_session_free(s);
+    vlm_engine_free(e);
+}
+
+static void test_session_malformed_tokenizer(void) {
+    if (access(TINY "/model.safetensors", R_OK) != 0) SKIP("%s missing", TINY);
+    char dir[] = "/tmp/vlm-test-tok-XXXXXX";
+    ASSERT(mkdtemp(dir));
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp %s/*.json %s/ && ln -s $(pwd)/%s/model.safetensors %s/", TINY,
+             dir, TINY, dir);
+    ASSERT(system(cmd) == 0);
+    char path[256];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"model\": {\"type\": \"BPE\", \"vocab\": 7}}", f);
+    fclose(f);
+    vlm_engine *e = NULL;
+    char err[VLM_ERR_LEN];
+    ASSERT(vlm_engine_load(dir, NULL, &e, err) != 0);
+    ASSERT(e == NULL);
+    ASSERT_CONTAINS(err, "tokenizer.json");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ASSERT(system(cmd) == 0);
+}
+
+int main(int argc, char **argv) {
+    static const test_case tests[] = {
+        {"session_bounded_and_text", test_session_bounded_and_text},
+        {"session_no_allocation_per_chunk", test_session_no_allocation_per_chunk},
+        {"session_single_text_round", test_session_single_text_round},
+        {"session_window_off_by_one", test_session_window_off_by_one},
+        {"session_vision_window_smaller", test_session_vision_window_smaller},
+        {"session_bad_policy", test_session_bad_policy},
+        {"session_bad_frames", test_session_bad_frames},
+        {"session_invalid_utf8_prompt", test_session_invalid_utf8_prompt},
+        {"session_malformed_tokenizer", test_session_malformed_tokenizer},
+        {0},
+    };
+    return test_main(argc, argv, tests);
+}

@@ -39,6 +39,9 @@ endif
 
 ENGINE_SRC := $(wildcard engine/*.c)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
+GST_PKGS   := gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0
+GST_CFLAGS := $(shell pkg-config --cflags $(GST_PKGS) 2>/dev/null)
+GST_LIBS   := $(shell pkg-config --libs $(GST_PKGS) 2>/dev/null)
 CLI_SRC    := $(wildcard cli/*.c)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC   := $(wildcard tests/test-*.c)
@@ -49,13 +52,29 @@ LIBVLM     := $(BUILD)/lib/libvlm.a
 PROTO_SRC  := $(wildcard proto/*.c)
 PROTO_OBJ  := $(PROTO_SRC:%.c=$(BUILD)/obj/%.o)
 LIBPROTO   := $(BUILD)/lib/libproto.a
+# the daemon: server/*.c (main.c apart) is a library the tests link too
+SRV_PKGS   := libuv libwebsockets libsystemd gstreamer-1.0 gstreamer-app-1.0 \
+              gstreamer-video-1.0 gstreamer-rtsp-server-1.0
+SRV_CFLAGS := $(shell pkg-config --cflags $(SRV_PKGS) 2>/dev/null)
+SRV_LIBS   := $(shell pkg-config --libs $(SRV_PKGS) 2>/dev/null)
+SRV_SRC    := $(filter-out server/main.c,$(wildcard server/*.c))
+SRV_OBJ    := $(SRV_SRC:%.c=$(BUILD)/obj/%.o)
+LIBSRV     := $(BUILD)/lib/libserver.a
+HELPER_SRC := $(wildcard tests/helpers/*.c)
+HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
-.PHONY: all test bench clean deps
+.PHONY: all test bench clean deps run install
+
+PREFIX  ?= /usr/local
+LISTEN  ?= 127.0.0.1:8080
+# the shipped model once models/default exists; until then the tiny random one
+MODEL   ?= $(if $(wildcard models/default/config.json),models/default,$(BUILD)/models/tiny-random)
 
 TINY_MODEL := $(BUILD)/models/tiny-random/model.safetensors
 
 # all: the library, the CLI, tests, benchmarks and the tiny random test model
-all: $(BUILD)/bin/commentary $(TEST_BIN) $(BENCH_BIN) $(TINY_MODEL)
+all: $(BUILD)/bin/commentary $(BUILD)/bin/commentaryd $(TEST_BIN) $(HELPER_BIN) $(BENCH_BIN) \
+     $(TINY_MODEL)
 	@echo "make: $(CUDA_STATE)"
 
 # the tiny random-weight Qwen2.5-VL with the real tokenizer (tests, `make run` fallback)
@@ -82,13 +101,36 @@ $(LIBPROTO): $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# the CLI decodes video for `commentary run` with GStreamer (never the engine itself)
+$(BUILD)/obj/cli/%.o: cli/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(GST_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/server/%.o: server/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iproto $(SRV_CFLAGS) -c $< -o $@
+
+$(LIBSRV): $(SRV_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/commentaryd: server/main.c $(LIBSRV) $(LIBPROTO) $(LIBVLM)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iproto $(SRV_CFLAGS) -o $@ $< $(LIBSRV) $(LIBPROTO) $(LIBVLM) $(SRV_LIBS) $(LDLIBS)
+
+# test helper programs (an RTSP server, clients): build/tests/helpers/NAME
+$(BUILD)/tests/helpers/%: tests/helpers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SRV_CFLAGS) -o $@ $< $(SRV_LIBS) $(LDLIBS)
+
 $(BUILD)/bin/commentary: $(CLI_OBJ) $(LIBVLM)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIBVLM) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIBVLM) $(GST_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/test.h $(LIBVLM) $(LIBPROTO)
+$(BUILD)/tests/%: tests/%.c tests/test.h $(LIBSRV) $(LIBVLM) $(LIBPROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -Iproto -o $@ $< $(LIBPROTO) $(LIBVLM) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests -Iproto -Iserver $(SRV_CFLAGS) -o $@ $< $(LIBSRV) $(LIBPROTO) \
+	    $(LIBVLM) $(SRV_LIBS) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIBVLM)
 	@mkdir -p $(dir $@)
@@ -101,6 +143,29 @@ test: all
 # bench: print the engine's speed figures on this machine (never pass/fail)
 bench: all
 	@bash bench/run.sh
+
+# run: install missing packages, build, start the daemon on the built-in test source
+run:
+	bash scripts/install-deps.sh
+	$(MAKE) all
+	@echo "commentaryd: subscribe with  python3 scripts/subscribe.py ws://$(LISTEN)/v1/streams/demo/events"
+	@echo "             or open  http://$(LISTEN)/v1/streams/demo/captions.vtt ,  http://$(LISTEN)/metrics"
+	$(BUILD)/bin/commentaryd --config config/commentaryd.json --listen $(LISTEN) --model $(MODEL)
+
+# install: binaries, the default model, config and the systemd unit (DESTDIR honoured)
+install: all
+	install -D -m 0755 $(BUILD)/bin/commentaryd $(DESTDIR)$(PREFIX)/bin/commentaryd
+	install -D -m 0755 $(BUILD)/bin/commentary $(DESTDIR)$(PREFIX)/bin/commentary
+	install -d $(DESTDIR)$(PREFIX)/share/commentaryd/models/default
+	install -m 0644 $(MODEL)/* $(DESTDIR)$(PREFIX)/share/commentaryd/models/default/
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/commentaryd/README.md
+	install -D -m 0644 systemd/commentaryd.service $(DESTDIR)/etc/systemd/system/commentaryd.service
+	@if [ ! -f $(DESTDIR)/etc/commentaryd/commentaryd.json ]; then \
+	    install -d $(DESTDIR)/etc/commentaryd && \
+	    sed 's|"model": *"[^"]*"|"model": "$(PREFIX)/share/commentaryd/models/default"|' \
+	        config/commentaryd.json > $(DESTDIR)/etc/commentaryd/commentaryd.json; \
+	else echo "install: keeping the existing /etc/commentaryd/commentaryd.json"; fi
+	@echo "install: done; systemctl daemon-reload && systemctl enable --now commentaryd"
 
 # clean: remove everything the build made
 clean:

@@ -8,5 +8,6 @@
 int cmd_check(int argc, char **argv);      /* cli/cmd-check.c */
 int cmd_tokenize(int argc, char **argv);   /* cli/cmd-tokenize.c */
 int cmd_detokenize(int argc, char **argv); /* cli/cmd-tokenize.c */
+int cmd_run(int argc, char **argv);        /* cli/cmd-run.c */
 
 #endif

@@ -20,6 +20,9 @@ static const struct {
     {"check", cmd_check, "FIXTURE_DIR [--weights model|model-bf16]  compare with references"},
     {"tokenize", cmd_tokenize, "--tokenizer FILE   JSON strings on stdin -> id arrays"},
     {"detokenize", cmd_detokenize, "--tokenizer FILE   id arrays on stdin -> JSON strings"},
+    {"run", cmd_run,
+     "--model DIR --input FILE_OR_URI [--seconds N] [--vtt OUT.vtt] [--query TEXT]  "
+     "offline commentary"},
 };
 
 static int usage(void) {

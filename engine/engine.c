@@ -72,6 +72,12 @@ const char *vlm_engine_describe(const vlm_engine *e) {
     return e->desc;
 }
 
+int vlm_engine_frame_size(const vlm_engine *e, int64_t src_w, int64_t src_h, int64_t *w,
+                          int64_t *h, char *err) {
+    return vlm_smart_resize(src_h, src_w, e->pp.patch_size * e->pp.merge_size, e->min_pixels,
+                            e->max_pixels, h, w, err);
+}
+
 void vlm_policy_default(const vlm_engine *e, vlm_policy *p) {
     const vlm_generation_config *g = &e->model->cfg.gen;
     memset(p, 0, sizeof *p);

@@ -38,6 +38,11 @@ void vlm_engine_free(vlm_engine *e); /* NULL is a no-op */
 /* A short description ("qwen2_5_vl 28 layers, hidden 3584, cpu") for logs. */
 const char *vlm_engine_describe(const vlm_engine *e);
 
+/* The size chunk frames of a w × h source are resized to (smart_resize with the
+ * engine's per-frame pixel limits): feed frames of this size to avoid a resize. */
+int vlm_engine_frame_size(const vlm_engine *e, int64_t src_w, int64_t src_h, int64_t *w,
+                          int64_t *h, char *err);
+
 /* StreamingVLM's streaming policy.  A count of -1 means "never evict" (null in the
  * reference); prev_sink and prev_window are both set or both -1. */
 typedef struct vlm_policy {

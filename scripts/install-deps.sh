@@ -17,7 +17,8 @@ PKGS=(
   gstreamer1.0-libav gstreamer1.0-nice
   libavcodec-dev libavformat-dev libswscale-dev libavutil-dev ffmpeg
   # tests and reference scripts (Debian's Python: /usr/bin/python3)
-  xz-utils python3-numpy python3-pil python3-jsonschema
+  xz-utils python3-numpy python3-pil python3-jsonschema python3-websockets
+  prometheus  # promtool check metrics
 )
 
 missing=()

@@ -1,0 +1,545 @@
+/* http.c — HTTP and WebSocket on one port: libwebsockets on the daemon's libuv loop.
+ *
+ * Routes (JSON bodies are the proto/ messages; errors are proto `error` bodies):
+ *   GET  /health                      200 while the loop runs
+ *   GET  /ready                       503 + reason until the model is warm, then 200
+ *   GET  /metrics                     Prometheus text
+ *   GET  /v1/streams                  stream_list
+ *   POST /v1/streams                  stream_create -> 201 stream_info (+ Location)
+ *   GET  /v1/streams/ID               stream_info
+ *   DELETE /v1/streams/ID             204
+ *   PUT  /v1/streams/ID/query         query_update -> 200 stream_info (also PATCH /v1/streams/ID)
+ *   GET  /v1/streams/ID/captions.vtt  the recent commentary as WebVTT
+ *   WS   /v1/streams/ID/events (?since=SEQ)  events (ws.c)
+ * With a token configured, everything under /v1/ needs `Authorization: Bearer TOKEN` (or ?token=TOKEN,
+ * for browsers' WebSockets); /health, /ready and /metrics stay open.
+ * Every request is answered from the writeable callback (headers, then body), so a
+ * response never blocks the loop.  Runs on: loop.
+ */
+#include "http.h"
+
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "log.h"
+#include "metrics.h"
+#include "stream.h"
+#include "ws.h"
+
+#define MAX_BODY (64 * 1024)
+
+enum { M_GET, M_POST, M_PUT, M_PATCH, M_DELETE, M_OPTIONS, M_OTHER };
+
+typedef struct http_session {
+    int method;
+    char path[512];
+    char *body;
+    size_t body_len;
+    bool body_too_big;
+    /* the response */
+    int status;
+    const char *ctype;
+    char *resp;
+    size_t resp_len;
+    char location[256];
+    int phase; /* 0: headers next, 1: body next */
+    ws_client *ws;
+} http_session;
+
+static app *g_app;
+
+/* ---- helpers ---- */
+
+static int method_of(struct lws *wsi) {
+    static const struct {
+        enum lws_token_indexes tok;
+        int m;
+    } t[] = {{WSI_TOKEN_GET_URI, M_GET},       {WSI_TOKEN_POST_URI, M_POST},
+             {WSI_TOKEN_PUT_URI, M_PUT},       {WSI_TOKEN_PATCH_URI, M_PATCH},
+             {WSI_TOKEN_DELETE_URI, M_DELETE}, {WSI_TOKEN_OPTIONS_URI, M_OPTIONS}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (lws_hdr_total_length(wsi, t[i].tok) > 0) return t[i].m;
+    return M_OTHER;
+}
+
+/* Constant-time comparison for the token. */
+static bool same_secret(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = (unsigned char)(la != lb);
+    for (size_t i = 0; i < la && i < lb; i++) d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+static bool authorized(struct lws *wsi) {
+    const char *token = g_app->cfg.token;
+    if (!token[0]) return true;
+    char h[512];
+    if (lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
+        strncmp(h, "Bearer ", 7) == 0 && same_secret(h + 7, token))
+        return true;
+    char q[300];
+    const char *v = lws_get_urlarg_by_name(wsi, "token=", q, sizeof q);
+    return v && same_secret(v, token);
+}
+
+static void respond(http_session *pss, int status, const char *ctype, char *body, size_t len) {
+    free(pss->resp);
+    pss->status = status;
+    pss->ctype = ctype;
+    pss->resp = body;
+    pss->resp_len = len;
+    pss->phase = 0;
+}
+
+static void respond_json(http_session *pss, int status, proto_type type, const proto_msg *m) {
+    size_t len = 0;
+    char err[256];
+    proto_encode(type, m, NULL, 0, &len, err);
+    char *buf = malloc(len + 1);
+    if (buf && proto_encode(type, m, buf, len + 1, &len, err) == 0) {
+        respond(pss, status, "application/json", buf, len);
+        return;
+    }
+    free(buf);
+    LOGE("http: cannot encode a %s response: %s", proto_type_name(type), err);
+    respond(pss, 500, "text/plain", strdup("internal error\n"), 15);
+}
+
+static void respond_error(http_session *pss, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void respond_error(http_session *pss, int status, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    proto_msg m = {.error = {.code = status, .message = msg}};
+    respond_json(pss, status, PROTO_MSG_ERROR, &m);
+}
+
+static void respond_text(http_session *pss, int status, const char *ctype, const char *text) {
+    respond(pss, status, ctype, strdup(text), strlen(text));
+}
+
+static void stream_info(const stream *s, proto_stream_info *info) {
+    memset(info, 0, sizeof *info);
+    snprintf(info->id, sizeof info->id, "%s", s->id);
+    info->source = s->source;
+    info->query = s->query;
+    info->state = s->state;
+    info->chunks = (int64_t)s->chunks_processed;
+    info->last_seq = (int64_t)s->seq;
+    info->kv_tokens = s->kv_tokens;
+    double p50 = stream_latency_p50(s);
+    info->has_latency_ms_p50 = p50 >= 0;
+    info->latency_ms_p50 = p50 >= 0 ? p50 * 1e3 : 0;
+    proto_format_wall_time(s->created, info->created);
+}
+
+static void respond_stream(http_session *pss, int status, const stream *s) {
+    proto_msg m;
+    stream_info(s, &m.stream_info);
+    respond_json(pss, status, PROTO_MSG_STREAM_INFO, &m);
+}
+
+/* ---- WebVTT ---- */
+
+static void vtt_time(double s, char out[32]) {
+    long ms = (long)(s * 1000 + 0.5);
+    snprintf(out, 32, "%02ld:%02ld:%02ld.%03ld", ms / 3600000, ms / 60000 % 60, ms / 1000 % 60,
+             ms % 1000);
+}
+
+typedef struct vtt_acc {
+    char *p;
+    size_t len, cap;
+} vtt_acc;
+
+static void vtt_add(void *user, const char *json, size_t len) {
+    vtt_acc *v = user;
+    proto_msg m;
+    char err[256];
+    if (proto_message_type(json, len) != PROTO_MSG_COMMENTARY ||
+        proto_decode(PROTO_MSG_COMMENTARY, json, len, &m, err) != 0)
+        return;
+    if (m.commentary.text && m.commentary.text[0]) {
+        char a[32], b[32];
+        vtt_time(m.commentary.t_start, a);
+        vtt_time(m.commentary.t_end, b);
+        size_t need = strlen(m.commentary.text) + 64;
+        if (v->len + need >= v->cap) {
+            size_t cap = (v->cap + need) * 2;
+            char *p = realloc(v->p, cap);
+            if (!p) goto done;
+            v->p = p;
+            v->cap = cap;
+        }
+        /* a cue's text must not contain a blank line or "-->" */
+        size_t at = v->len;
+        v->len += (size_t)snprintf(v->p + v->len, v->cap - v->len, "%s --> %s\n", a, b);
+        for (const char *t = m.commentary.text; *t; t++) {
+            char c = *t == '\n' ? ' ' : *t;
+            if (c == '>' && v->len >= at + 2 && v->p[v->len - 1] == '-' && v->p[v->len - 2] == '-')
+                c = ' ';
+            v->p[v->len++] = c;
+        }
+        v->p[v->len++] = '\n';
+        v->p[v->len++] = '\n';
+        v->p[v->len] = 0;
+    }
+done:
+    proto_msg_deinit(PROTO_MSG_COMMENTARY, &m);
+}
+
+/* ---- routing ---- */
+
+/* "/v1/streams/ID[/rest]" -> id and rest; false if not that shape. */
+static bool split_stream_path(const char *path, char id[PROTO_ID_SIZE], const char **rest) {
+    const char *p = path + strlen("/v1/streams/");
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    if (n == 0 || n >= PROTO_ID_SIZE) return false;
+    memcpy(id, p, n);
+    id[n] = 0;
+    *rest = slash ? slash : "";
+    return true;
+}
+
+static void route_streams(struct lws *wsi, http_session *pss) {
+    app *a = g_app;
+    (void)wsi;
+    if (!strcmp(pss->path, "/v1/streams") || !strcmp(pss->path, "/v1/streams/")) {
+        if (pss->method == M_GET) {
+            proto_msg m = {0};
+            m.stream_list.n_streams = a->n_streams;
+            m.stream_list.streams = calloc((size_t)(a->n_streams + 1), sizeof(proto_stream_info));
+            for (int64_t i = 0; i < a->n_streams; i++)
+                stream_info(a->streams[i], &m.stream_list.streams[i]);
+            respond_json(pss, 200, PROTO_MSG_STREAM_LIST, &m);
+            free(m.stream_list.streams);
+            return;
+        }
+        if (pss->method != M_POST) {
+            respond_error(pss, 405, "%s: use GET or POST", pss->path);
+            return;
+        }
+        proto_msg m;
+        char err[256];
+        if (proto_decode(PROTO_MSG_STREAM_CREATE, pss->body ? pss->body : "", pss->body_len, &m,
+                         err) != 0) {
+            respond_error(pss, 400, "%s", err);
+            return;
+        }
+        stream *s = NULL;
+        int status = stream_new(a, m.stream_create.id, m.stream_create.source,
+                                m.stream_create.query, m.stream_create.previous_text, false, &s,
+                                err);
+        proto_msg_deinit(PROTO_MSG_STREAM_CREATE, &m);
+        if (status) {
+            respond_error(pss, status, "%s", err);
+            return;
+        }
+        if (a->ready) stream_start(s);
+        snprintf(pss->location, sizeof pss->location, "/v1/streams/%s", s->id);
+        respond_stream(pss, 201, s);
+        return;
+    }
+    char id[PROTO_ID_SIZE];
+    const char *rest;
+    if (!split_stream_path(pss->path, id, &rest)) {
+        respond_error(pss, 404, "%s: no such resource", pss->path);
+        return;
+    }
+    stream *s = app_find_stream(a, id);
+    if (!s) {
+        respond_error(pss, 404, "stream '%s' not found", id);
+        return;
+    }
+    bool query_update = (!strcmp(rest, "/query") && (pss->method == M_PUT || pss->method == M_POST)) ||
+                        (!rest[0] && pss->method == M_PATCH);
+    if (!rest[0] && pss->method == M_GET) {
+        respond_stream(pss, 200, s);
+    } else if (!rest[0] && pss->method == M_DELETE) {
+        stream_remove(s);
+        respond(pss, 204, "application/json", NULL, 0);
+    } else if (query_update) {
+        proto_msg m;
+        char err[256];
+        if (proto_decode(PROTO_MSG_QUERY_UPDATE, pss->body ? pss->body : "", pss->body_len, &m,
+                         err) != 0) {
+            respond_error(pss, 400, "%s", err);
+            return;
+        }
+        free(s->query);
+        s->query = strdup(m.query_update.query);
+        infer_set_query(a->inf, s, m.query_update.query);
+        proto_msg_deinit(PROTO_MSG_QUERY_UPDATE, &m);
+        LOGI("stream[%s] query changed", s->id);
+        respond_stream(pss, 200, s);
+    } else if (!strcmp(rest, "/captions.vtt") && pss->method == M_GET) {
+        vtt_acc v = {0};
+        v.cap = 256;
+        v.p = malloc(v.cap);
+        v.len = (size_t)snprintf(v.p, v.cap, "WEBVTT\n\n");
+        stream_history_since(s, 0, vtt_add, &v);
+        respond(pss, 200, "text/vtt; charset=utf-8", v.p, v.len);
+    } else if (!strcmp(rest, "/events")) {
+        respond_error(pss, 426, "%s is a WebSocket endpoint: upgrade required", pss->path);
+    } else {
+        respond_error(pss, 404, "%s: no such resource", pss->path);
+    }
+}
+
+static void route(struct lws *wsi, http_session *pss) {
+    app *a = g_app;
+    if (pss->body_too_big) {
+        respond_error(pss, 413, "request body over %d bytes", MAX_BODY);
+    } else if (!strcmp(pss->path, "/health")) {
+        respond_text(pss, 200, "application/json", "{\"status\":\"ok\"}\n");
+    } else if (!strcmp(pss->path, "/ready")) {
+        if (a->ready && !a->shutting_down) {
+            respond_text(pss, 200, "application/json", "{\"ready\":true}\n");
+        } else {
+            json_t *o = json_pack("{s:b,s:s}", "ready", 0, "reason",
+                                  a->shutting_down ? "shutting down" : a->not_ready);
+            char *txt = json_dumps(o, JSON_COMPACT);
+            json_decref(o);
+            respond(pss, 503, "application/json", txt, txt ? strlen(txt) : 0);
+        }
+    } else if (!strcmp(pss->path, "/metrics")) {
+        size_t len = 0;
+        char *txt = metrics_render(a, &len);
+        if (txt) respond(pss, 200, "text/plain; version=0.0.4; charset=utf-8", txt, len);
+        else respond_error(pss, 500, "out of memory");
+    } else if (!strncmp(pss->path, "/v1/streams", 11) &&
+               (pss->path[11] == 0 || pss->path[11] == '/')) {
+        if (!authorized(wsi)) {
+            respond_error(pss, 401, "missing or wrong bearer token");
+            return;
+        }
+        route_streams(wsi, pss);
+    } else {
+        respond_error(pss, 404, "%s: no such resource", pss->path);
+    }
+}
+
+/* ---- lws callback ---- */
+
+static int write_response(struct lws *wsi, http_session *pss) {
+    if (pss->phase == 0) {
+        unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+                                           *end = buf + sizeof buf - 1;
+        if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, pss->ctype,
+                                        (lws_filepos_t)pss->resp_len, &p, end))
+            return -1;
+        if (pss->location[0] &&
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_LOCATION,
+                                         (unsigned char *)pss->location,
+                                         (int)strlen(pss->location), &p, end))
+            return -1;
+        if (pss->status == 401) {
+            static const char auth[] = "Bearer";
+            if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_WWW_AUTHENTICATE,
+                                             (const unsigned char *)auth, 6, &p, end))
+                return -1;
+        }
+        if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                         (const unsigned char *)"no-store", 8, &p, end))
+            return -1;
+        if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
+        pss->phase = 1;
+        if (pss->resp_len) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    } else if (pss->resp_len) {
+        unsigned char *buf = malloc(LWS_PRE + pss->resp_len);
+        if (!buf) return -1;
+        memcpy(buf + LWS_PRE, pss->resp, pss->resp_len);
+        int n = lws_write(wsi, buf + LWS_PRE, pss->resp_len, LWS_WRITE_HTTP_FINAL);
+        free(buf);
+        if (n < 0) return -1;
+    }
+    free(pss->resp);
+    pss->resp = NULL;
+    if (lws_http_transaction_completed(wsi)) return -1;
+    return 0;
+}
+
+static int begin_request(struct lws *wsi, http_session *pss, const char *uri) {
+    free(pss->body);
+    free(pss->resp);
+    memset(pss, 0, sizeof *pss);
+    pss->method = method_of(wsi);
+    snprintf(pss->path, sizeof pss->path, "%s", uri ? uri : "/");
+    if (pss->method == M_POST || pss->method == M_PUT || pss->method == M_PATCH) {
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 ||
+            lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+            return 0; /* wait for the body */
+    }
+    if (pss->method == M_OPTIONS) {
+        respond(pss, 204, "text/plain", NULL, 0);
+    } else {
+        route(wsi, pss);
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* Is this a subscription we accept? 0: yes; otherwise the HTTP status to refuse with. */
+static int ws_check(struct lws *wsi, stream **out, int64_t *since) {
+    char uri[512], id[PROTO_ID_SIZE];
+    const char *rest;
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0) return 400;
+    char *q = strchr(uri, '?');
+    if (q) *q = 0;
+    if (strncmp(uri, "/v1/streams/", 12) != 0 || !split_stream_path(uri, id, &rest) ||
+        strcmp(rest, "/events") != 0)
+        return 404;
+    if (!authorized(wsi)) return 401;
+    stream *s = app_find_stream(g_app, id);
+    if (!s || s->closing) return 404;
+    char buf[64];
+    const char *v = lws_get_urlarg_by_name(wsi, "since=", buf, sizeof buf);
+    *since = -1;
+    if (v) {
+        char *end;
+        long long n = strtoll(v, &end, 10);
+        if (*end || n < 0) return 400;
+        *since = n;
+    }
+    *out = s;
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len) {
+    http_session *pss = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return begin_request(wsi, pss, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        if (pss->body_len + len > MAX_BODY) {
+            pss->body_too_big = true;
+            return 0;
+        }
+        {
+            char *b = realloc(pss->body, pss->body_len + len + 1);
+            if (!b) return -1;
+            pss->body = b;
+            memcpy(b + pss->body_len, in, len);
+            pss->body_len += len;
+            b[pss->body_len] = 0;
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        route(wsi, pss);
+        lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (!pss || !pss->status) return 0;
+        return write_response(wsi, pss);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
+        stream *s;
+        int64_t since;
+        int status = ws_check(wsi, &s, &since);
+        if (!status) return 0;
+        /* a plain HTTP/1.1 answer (lws_return_http_status says HTTP/1.0 on an upgrade,
+         * which WebSocket clients reject before reading the status) */
+        static const char *why[] = {[0] = "", [1] = "missing or wrong bearer token",
+                                    [2] = "no such stream", [3] = "bad request"};
+        static const char *line[] = {[0] = "", [1] = "401 Unauthorized", [2] = "404 Not Found",
+                                     [3] = "400 Bad Request"};
+        int k = status == 401 ? 1 : status == 404 ? 2 : 3;
+        char body[160], resp[LWS_PRE + 512];
+        int bl = snprintf(body, sizeof body, "{\"error\":{\"code\":%d,\"message\":\"%s\"}}",
+                          status, why[k]);
+        int rl = snprintf(resp + LWS_PRE, sizeof resp - LWS_PRE,
+                          "HTTP/1.1 %s\r\ncontent-type: application/json\r\n"
+                          "content-length: %d\r\n%sconnection: close\r\n\r\n%s",
+                          line[k], bl, status == 401 ? "www-authenticate: Bearer\r\n" : "", body);
+        lws_write(wsi, (unsigned char *)resp + LWS_PRE, (size_t)rl, LWS_WRITE_HTTP_HEADERS);
+        return -1;
+    }
+    case LWS_CALLBACK_ESTABLISHED: {
+        stream *s;
+        int64_t since;
+        memset(pss, 0, sizeof *pss);
+        if (ws_check(wsi, &s, &since) != 0) return -1;
+        pss->ws = ws_client_open(wsi, s, since);
+        return pss->ws ? 0 : -1;
+    }
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return pss->ws ? ws_client_writeable(pss->ws) : -1;
+    case LWS_CALLBACK_RECEIVE:
+        return pss->ws ? ws_client_receive(pss->ws, len, lws_is_final_fragment(wsi)) : 0;
+    case LWS_CALLBACK_CLOSED:
+        ws_client_closed(pss->ws);
+        pss->ws = NULL;
+        return 0;
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (pss) {
+            free(pss->body);
+            free(pss->resp);
+            pss->body = pss->resp = NULL;
+        }
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"commentary", callback, sizeof(http_session), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void lws_log(int level, const char *line) {
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n') n--;
+    if (level & LLL_ERR) LOGW("lws: %.*s", (int)n, line);
+    else LOGD("lws: %.*s", (int)n, line);
+}
+
+int http_start(app *a, char *err) {
+    g_app = a;
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    void *loops[1] = {a->loop};
+    info.port = a->cfg.listen_port == 0 ? CONTEXT_PORT_NO_LISTEN_SERVER : a->cfg.listen_port;
+    if (a->cfg.listen_port == 0) info.port = 0;
+    info.iface = a->cfg.listen_host[0] ? a->cfg.listen_host : NULL;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (strchr(a->cfg.listen_host, ':') == NULL) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.foreign_loops = loops;
+    info.max_http_header_data = 4096;
+    info.timeout_secs = 30;
+    info.vhost_name = "default";
+    a->lws = lws_create_context(&info);
+    if (!a->lws)
+        return snprintf(err, 256, "listen %.150s: cannot create the HTTP server (address in use, "
+                        "or no permission?)", a->cfg.listen), -1;
+    struct lws_vhost *vh = lws_get_vhost_by_name(a->lws, "default");
+    a->port = vh ? lws_get_vhost_listen_port(vh) : a->cfg.listen_port;
+    if (a->port <= 0) {
+        lws_context_destroy(a->lws);
+        a->lws = NULL;
+        return snprintf(err, 256, "listen %.200s: could not bind", a->cfg.listen), -1;
+    }
+    return 0;
+}
+
+void http_stop(app *a) {
+    if (!a->lws) return;
+    lws_context_destroy(a->lws);
+    a->lws = NULL;
+}

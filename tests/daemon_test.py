@@ -1,0 +1,254 @@
+#!/usr/bin/python3
+"""Integration test of commentaryd (run by tests/t-daemon.sh; Debian's python3 with
+python3-websockets).  Everything runs on 127.0.0.1 with bounded loops and timeouts.
+
+A local RTSP server (build/tests/helpers/rtsp-server) feeds the daemon, which runs the
+tiny random model; the test subscribes over WebSocket and checks: at least 5 commentary
+events at about 1-second cadence with consecutive seq and 1-second spans; /metrics passes
+`promtool check metrics`; killing and restarting the RTSP server gives a reconnect and
+the events resume; a subscriber that never reads does not delay a fast one; bad requests
+(unknown stream 404, malformed JSON 400, missing or wrong token 401, an oversized WS
+message) are answered and the daemon keeps serving; resume with ?since=; WebVTT; REST
+add/change/remove; SIGTERM exits 0 with close 1001 sent to subscribers.
+"""
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import websockets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DAEMON = os.path.join(ROOT, "build", "bin", "commentaryd")
+RTSP = os.path.join(ROOT, "build", "tests", "helpers", "rtsp-server")
+MODEL = os.path.join(ROOT, "build", "models", "tiny-random")
+TOKEN = "s3cret-token"
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http(method, path, body=None, token=TOKEN, port=None, raw=None):
+    url = f"http://127.0.0.1:{port}{path}"
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def start_rtsp(port):
+    p = subprocess.Popen([RTSP, str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         text=True)
+    line = p.stdout.readline()
+    if "ready" not in line:
+        raise RuntimeError(f"rtsp-server did not start: {line!r}")
+    return p
+
+
+async def collect(url, n, timeout, want=lambda ev: ev["type"] == "commentary"):
+    """Events (with arrival time) until n of them satisfy want, or timeout."""
+    got, t0 = [], time.monotonic()
+    async with websockets.connect(url, max_size=2**20) as ws:
+        while sum(1 for _, e in got if want(e)) < n and time.monotonic() - t0 < timeout:
+            try:
+                msg = await asyncio.wait_for(ws.recv(), timeout=max(0.1, timeout - (time.monotonic() - t0)))
+            except asyncio.TimeoutError:
+                break
+            got.append((time.monotonic(), json.loads(msg)))
+    return got
+
+
+async def main():
+    port, rport = free_port(), free_port()
+    tmp = tempfile.mkdtemp(prefix="commentaryd-test-")
+    cfg = {
+        "listen": f"127.0.0.1:{port}", "model": MODEL, "backend": "cpu", "threads": 1,
+        "token": TOKEN, "log_level": "info", "history": 64,
+        "policy": {"vision_window": 4, "text_rounds": 4, "prev_sink": 32, "prev_window": 32,
+                   "max_new_tokens": 4},
+        "ws": {"queue": 8, "slow_close_s": 5, "max_message_bytes": 1024},
+        "ingest": {"reconnect_min_s": 0.5, "reconnect_max_s": 2, "latency_ms": 100},
+        "streams": [{"id": "cam", "source": f"rtsp://127.0.0.1:{rport}/test",
+                     "query": "What is happening?"}],
+    }
+    cfg_path = os.path.join(tmp, "commentaryd.json")
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    check(subprocess.run([DAEMON, "--config", cfg_path, "--check-config"],
+                         capture_output=True).returncode == 0, "--check-config accepts the test config")
+    rtsp = start_rtsp(rport)
+    log = open(os.path.join(ROOT, "build", "test-logs", "daemon.log"), "w")
+    d = subprocess.Popen([DAEMON, "--config", cfg_path], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        # /health at once, /ready once warm
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 20:
+            try:
+                if http("GET", "/health", port=port)[0] == 200:
+                    break
+            except OSError:
+                pass
+            await asyncio.sleep(0.1)
+        check(http("GET", "/health", port=port)[0] == 200, "/health answers 200")
+        ready = None
+        while time.monotonic() - t0 < 120:
+            ready = http("GET", "/ready", port=port)
+            if ready[0] == 200:
+                break
+            await asyncio.sleep(0.2)
+        check(ready and ready[0] == 200, f"/ready turns 200 (took {time.monotonic() - t0:.1f} s)")
+
+        ws_url = f"ws://127.0.0.1:{port}/v1/streams/cam/events?token={TOKEN}"
+        # a subscriber that never reads, alongside
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.sendall((f"GET /v1/streams/cam/events?token={TOKEN} HTTP/1.1\r\nHost: x\r\n"
+                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+
+        events = await collect(ws_url, 6, 60)
+        com = [(t, e) for t, e in events if e["type"] == "commentary"]
+        check(events and events[0][1]["type"] == "hello", "the first event is hello")
+        check(len(com) >= 5, f"at least 5 commentary events ({len(com)})")
+        seqs = [e["seq"] for _, e in events if "seq" in e]
+        check(seqs == list(range(seqs[0], seqs[0] + len(seqs))) if seqs else False,
+              f"seq consecutive over all events {seqs}")
+        check(all(e["t_end"] - e["t_start"] == 1 for _, e in com), "1-second spans")
+        check(all(e["t_start"] == int(e["t_start"]) for _, e in com), "chunks on whole seconds")
+        gaps = [com[i + 1][0] - com[i][0] for i in range(len(com) - 1)]
+        med = sorted(gaps)[len(gaps) // 2] if gaps else 0
+        check(0.6 <= med <= 1.4, f"about 1-second cadence (median {med:.2f} s)")
+        check(all(isinstance(e["text"], str) and e["latency_ms"] >= 0 for _, e in com),
+              "text and latency present")
+
+        # metrics
+        st, metrics = http("GET", "/metrics", port=port, token=None)
+        check(st == 200 and "commentary_chunks_processed_total{stream=\"cam\"}" in metrics,
+              "/metrics has per-stream counters")
+        mp = os.path.join(tmp, "metrics.txt")
+        with open(mp, "w") as f:
+            f.write(metrics)
+        pc = subprocess.run(["promtool", "check", "metrics"], stdin=open(mp), capture_output=True,
+                            text=True)
+        check(pc.returncode == 0, "promtool check metrics passes " + (pc.stdout + pc.stderr).strip()[:300])
+
+        # resume with ?since=
+        last = seqs[-1]
+        again = await collect(ws_url + f"&since={last - 2}", 1, 1.5, want=lambda e: False)
+        rs = [e["seq"] for _, e in again if "seq" in e]
+        check(again and again[0][1].get("resumed_from") == last - 2 and rs[:2] == [last - 1, last],
+              f"?since={last - 2} replays from {last - 1} ({rs[:3]})")
+
+        # bad requests
+        check(http("GET", "/v1/streams/nope", port=port)[0] == 404, "unknown stream is 404")
+        check(http("POST", "/v1/streams", raw=b"{not json", port=port)[0] == 400, "malformed JSON is 400")
+        check(http("POST", "/v1/streams", body={"id": "bad id", "source": "test:"}, port=port)[0] == 400,
+              "bad stream id is 400")
+        check(http("POST", "/v1/streams", body={"id": "x", "source": "gopher://h"}, port=port)[0] == 400,
+              "unsupported source scheme is 400")
+        check(http("GET", "/v1/streams", token=None, port=port)[0] == 401, "missing token is 401")
+        check(http("GET", "/v1/streams", token="wrong", port=port)[0] == 401, "wrong token is 401")
+        try:
+            async with websockets.connect(f"ws://127.0.0.1:{port}/v1/streams/cam/events") as ws:
+                await ws.recv()
+            check(False, "WS without token refused")
+        except Exception as e:
+            check("401" in str(e), f"WS without token refused: {e}")
+        try:
+            async with websockets.connect(ws_url) as ws:
+                await ws.recv()
+                await ws.send("x" * 5000)
+                await asyncio.wait_for(ws.recv(), 5)
+                await asyncio.wait_for(ws.recv(), 5)
+            check(False, "oversized WS message closes the connection")
+        except websockets.ConnectionClosed as e:
+            check(e.code == 1009, f"oversized WS message closes with 1009 ({e.code})")
+        check(http("GET", "/health", port=port)[0] == 200, "still serving after bad requests")
+
+        # REST: add, change query, captions, remove
+        st, body = http("POST", "/v1/streams", body={"id": "pattern", "source": "test:smpte",
+                                                     "query": "Colours?"}, port=port)
+        check(st == 201 and json.loads(body)["id"] == "pattern", f"POST /v1/streams 201 ({st})")
+        check(http("POST", "/v1/streams", body={"id": "pattern", "source": "test:"}, port=port)[0] == 409,
+              "duplicate id is 409")
+        st, body = http("PUT", "/v1/streams/pattern/query", body={"query": "Which bars?"}, port=port)
+        check(st == 200 and json.loads(body)["query"] == "Which bars?", "PUT query 200")
+        pe = await collect(f"ws://127.0.0.1:{port}/v1/streams/pattern/events?token={TOKEN}", 2, 30)
+        check(sum(1 for _, e in pe if e["type"] == "commentary") >= 2, "added stream comments")
+        st, listing = http("GET", "/v1/streams", port=port)
+        check(st == 200 and {s["id"] for s in json.loads(listing)["streams"]} == {"cam", "pattern"},
+              "GET /v1/streams lists both")
+        st, vtt = http("GET", "/v1/streams/cam/captions.vtt", port=port)
+        check(st == 200 and vtt.startswith("WEBVTT") and " --> " in vtt, "captions.vtt is WebVTT")
+        check(http("DELETE", "/v1/streams/pattern", port=port)[0] == 204, "DELETE 204")
+        check(http("GET", "/v1/streams/pattern", port=port)[0] == 404, "deleted stream is gone")
+
+        # reconnect: kill the RTSP server, restart it, events resume
+        rtsp.kill()
+        rtsp.wait()
+        states = await collect(ws_url, 1, 20, want=lambda e: e["type"] == "status" and e["state"] == "reconnecting")
+        rec = [e for _, e in states if e["type"] == "status" and e["state"] == "reconnecting"]
+        check(rec and rec[0].get("retry_in_s", -1) >= 0, f"reconnecting status with retry_in_s ({rec[:1]})")
+        rtsp = start_rtsp(rport)
+        back = await collect(ws_url, 2, 40)
+        check(any(e["type"] == "status" and e["state"] == "live" for _, e in back) and
+              sum(1 for _, e in back if e["type"] == "commentary") >= 2, "live again and events resume")
+        st, metrics = http("GET", "/metrics", port=port, token=None)
+        rc = [l for l in metrics.splitlines() if l.startswith('commentary_reconnects_total{stream="cam"}')]
+        check(rc and float(rc[0].split()[-1]) >= 1, f"reconnect counted ({rc})")
+
+        # SIGTERM: subscribers get 1001, exit 0 within 5 s
+        async with websockets.connect(ws_url) as ws:
+            await ws.recv()
+            d.send_signal(signal.SIGTERM)
+            t1 = time.monotonic()
+            code = None
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 6)
+            except websockets.ConnectionClosed as e:
+                code = e.code
+            except asyncio.TimeoutError:
+                pass
+            check(code == 1001, f"SIGTERM closes subscribers with 1001 ({code})")
+        rc = d.wait(timeout=10)
+        check(rc == 0 and time.monotonic() - t1 < 5, f"SIGTERM exits 0 within 5 s (rc {rc}, "
+              f"{time.monotonic() - t1:.1f} s)")
+        slow.close()
+    finally:
+        if d.poll() is None:
+            d.kill()
+        rtsp.kill()
+        log.close()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -104,7 +104,7 @@ $(LIBPROTO): $(PROTO_OBJ)
 # the CLI decodes video for `commentary run` with GStreamer (never the engine itself)
 $(BUILD)/obj/cli/%.o: cli/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(GST_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -Iproto $(GST_CFLAGS) -c $< -o $@
 
 $(BUILD)/obj/server/%.o: server/%.c
 	@mkdir -p $(dir $@)
@@ -123,9 +123,9 @@ $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SRV_CFLAGS) -o $@ $< $(SRV_LIBS) $(LDLIBS)
 
-$(BUILD)/bin/commentary: $(CLI_OBJ) $(LIBVLM)
+$(BUILD)/bin/commentary: $(CLI_OBJ) $(LIBVLM) $(LIBPROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIBVLM) $(GST_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIBPROTO) $(LIBVLM) $(GST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(LIBSRV) $(LIBVLM) $(LIBPROTO)
 	@mkdir -p $(dir $@)

@@ -216,7 +216,7 @@ static int emit(runner *r, int64_t i, const vlm_chunk_result *res) {
         fprintf(stderr, "commentary run: stdout: %s\n", strerror(errno));
         return 2;
     }
-    if (r->vtt && vtt_write_cue(r->vtt, (double)i, (double)(i + 1), res->text) != 0) {
+    if (r->vtt && proto_vtt_write_cue(r->vtt, (double)i, (double)(i + 1), res->text) != 0) {
         fprintf(stderr, "commentary run: %s: %s\n", r->o->vtt, strerror(errno));
         return 2;
     }
@@ -552,7 +552,7 @@ int cmd_run(int argc, char **argv) {
     vlm_policy_default(r.engine, &r.policy);
     if (o.vtt) {
         r.vtt = fopen(o.vtt, "w");
-        if (!r.vtt || vtt_write_header(r.vtt) != 0) {
+        if (!r.vtt || proto_vtt_write_header(r.vtt) != 0) {
             fprintf(stderr, "commentary run: %s: %s\n", o.vtt, strerror(errno));
             rc = 2;
             goto out;

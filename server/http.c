@@ -29,6 +29,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "stream.h"
+#include "vtt.h"
 #include "ws.h"
 
 #define MAX_BODY (64 * 1024)
@@ -149,50 +150,15 @@ static void respond_stream(http_session *pss, int status, const stream *s) {
 
 /* ---- WebVTT ---- */
 
-static void vtt_time(double s, char out[32]) {
-    long ms = (long)(s * 1000 + 0.5);
-    snprintf(out, 32, "%02ld:%02ld:%02ld.%03ld", ms / 3600000, ms / 60000 % 60, ms / 1000 % 60,
-             ms % 1000);
-}
-
-typedef struct vtt_acc {
-    char *p;
-    size_t len, cap;
-} vtt_acc;
-
+/* One cue per commentary event of the history (proto/vtt.c writes them). */
 static void vtt_add(void *user, const char *json, size_t len) {
-    vtt_acc *v = user;
+    FILE *f = user;
     proto_msg m;
     char err[256];
     if (proto_message_type(json, len) != PROTO_MSG_COMMENTARY ||
         proto_decode(PROTO_MSG_COMMENTARY, json, len, &m, err) != 0)
         return;
-    if (m.commentary.text && m.commentary.text[0]) {
-        char a[32], b[32];
-        vtt_time(m.commentary.t_start, a);
-        vtt_time(m.commentary.t_end, b);
-        size_t need = strlen(m.commentary.text) + 64;
-        if (v->len + need >= v->cap) {
-            size_t cap = (v->cap + need) * 2;
-            char *p = realloc(v->p, cap);
-            if (!p) goto done;
-            v->p = p;
-            v->cap = cap;
-        }
-        /* a cue's text must not contain a blank line or "-->" */
-        size_t at = v->len;
-        v->len += (size_t)snprintf(v->p + v->len, v->cap - v->len, "%s --> %s\n", a, b);
-        for (const char *t = m.commentary.text; *t; t++) {
-            char c = *t == '\n' ? ' ' : *t;
-            if (c == '>' && v->len >= at + 2 && v->p[v->len - 1] == '-' && v->p[v->len - 2] == '-')
-                c = ' ';
-            v->p[v->len++] = c;
-        }
-        v->p[v->len++] = '\n';
-        v->p[v->len++] = '\n';
-        v->p[v->len] = 0;
-    }
-done:
+    proto_vtt_write_cue(f, m.commentary.t_start, m.commentary.t_end, m.commentary.text);
     proto_msg_deinit(PROTO_MSG_COMMENTARY, &m);
 }
 
@@ -282,12 +248,17 @@ static void route_streams(struct lws *wsi, http_session *pss) {
         LOGI("stream[%s] query changed", s->id);
         respond_stream(pss, 200, s);
     } else if (!strcmp(rest, "/captions.vtt") && pss->method == M_GET) {
-        vtt_acc v = {0};
-        v.cap = 256;
-        v.p = malloc(v.cap);
-        v.len = (size_t)snprintf(v.p, v.cap, "WEBVTT\n\n");
-        stream_history_since(s, 0, vtt_add, &v);
-        respond(pss, 200, "text/vtt; charset=utf-8", v.p, v.len);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f) {
+            respond_error(pss, 500, "out of memory");
+            return;
+        }
+        proto_vtt_write_header(f);
+        stream_history_since(s, 0, vtt_add, f);
+        fclose(f);
+        respond(pss, 200, "text/vtt; charset=utf-8", text, len);
     } else if (!strcmp(rest, "/events")) {
         respond_error(pss, 426, "%s is a WebSocket endpoint: upgrade required", pss->path);
     } else {

@@ -28,6 +28,7 @@
  *   scaling 28 of 30 frames (PLATFORM.md: ~50% of the CPU).
  */
 #include "ingest.h"
+#include "log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -42,9 +43,9 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 
-#define INGEST_MARK_NS ((int64_t)500 * 1000 * 1000) /* one decimation mark: 0.5 s */
+#define INGEST_MARK_NS ((int64_t)500 * 1000 * 1000)          /* one decimation mark: 0.5 s */
 #define INGEST_BACKJUMP_NS ((int64_t)2 * 1000 * 1000 * 1000) /* PTS reset tolerance */
-#define INGEST_STABLE_S 10.0  /* live this long → the backoff starts again from min */
+#define INGEST_STABLE_S 10.0   /* live this long → the backoff starts again from min */
 #define INGEST_WATCHDOG_MS 500 /* how often the stall watchdog looks */
 #define INGEST_DETAIL_LEN 512
 
@@ -87,55 +88,37 @@ struct ingest {
 
     /* loop-thread state */
     uv_loop_t *loop;
-    uv_poll_t bus_poll;   /* the bus's poll fd */
-    uv_timer_t retry;     /* the backoff before the next rebuild */
-    uv_timer_t watchdog;  /* stalls of live sources */
-    int pending_closes;   /* handles still closing in ingest_free */
-    GstBus *bus;          /* persistent, set on every pipeline */
-    GstElement *pipe;     /* the current run's pipeline, or NULL */
-    GstElement *conv;     /* its tail's first element (videoconvert), borrowed */
-    bool started;         /* between ingest_start and ingest_stop */
-    bool freeing;         /* ingest_free was called */
+    uv_poll_t bus_poll;  /* the bus's poll fd */
+    uv_timer_t retry;    /* the backoff before the next rebuild */
+    uv_timer_t watchdog; /* stalls of live sources */
+    int pending_closes;  /* handles still closing in ingest_free */
+    GstBus *bus;         /* persistent, set on every pipeline */
+    GstElement *pipe;    /* the current run's pipeline, or NULL */
+    GstElement *conv;    /* its tail's first element (videoconvert), borrowed */
+    bool started;        /* between ingest_start and ingest_stop */
+    bool freeing;        /* ingest_free was called */
     ingest_state state;
-    double next_delay_s;  /* the next backoff delay */
-    int64_t run_start_us; /* monotonic time the current run was started */
-    int64_t live_since_us;/* monotonic time of the last LIVE, or 0 */
-    char last_warning[400]; /* the current run's last bus warning, or "" (fits in a detail) */
+    double next_delay_s;     /* the next backoff delay */
+    int64_t run_start_us;    /* monotonic time the current run was started */
+    int64_t live_since_us;   /* monotonic time of the last LIVE, or 0 */
+    char last_warning[400];  /* the current run's last bus warning, or "" (fits in a detail) */
+    int64_t warn_logged_us;  /* when a warning was last logged: at most one a second */
+    int64_t warn_suppressed; /* warnings not logged since */
 
     /* shared with streaming threads */
-    atomic_bool tail_linked;   /* a video pad is linked to the tail in this run */
-    atomic_bool video_seen;    /* a video stream was found in this run */
+    atomic_bool tail_linked;       /* a video pad is linked to the tail in this run */
+    atomic_bool video_seen;        /* a video stream was found in this run */
     _Atomic int64_t last_frame_us; /* monotonic time of the last decoded frame, 0: none */
     _Atomic uint64_t n_decoded, n_kept, n_dropped, n_reconnects;
 
     /* streaming-thread state */
     ingest_run run;
-    bool t_started;       /* a frame was ever delivered (since start) */
+    bool t_started;         /* a frame was ever delivered (since start) */
     int64_t wall_origin_us; /* monotonic time of the t = 0 frame */
-    double last_t;        /* t of the last delivered frame */
+    double last_t;          /* t of the last delivered frame */
 };
 
 /* --- logging ------------------------------------------------------------------------ */
-
-/* One line to stderr naming the stream; a <N> priority prefix under systemd.  (To be
- * replaced by the server's log module once it exists.) */
-static void ingest_log(const ingest *in, int prio, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void ingest_log(const ingest *in, int prio, const char *fmt, ...) {
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    static const char *names[8] = {"E", "E", "E", "E", "W", "I", "I", "D"};
-    if (getenv("JOURNAL_STREAM"))
-        fprintf(stderr, "<%d>ingest[%s] %s\n", prio, in->id, line);
-    else
-        fprintf(stderr, "%s ingest[%s] %s\n", names[prio & 7], in->id, line);
-}
-#define LOGE(in, ...) ingest_log(in, 3, __VA_ARGS__)
-#define LOGW(in, ...) ingest_log(in, 4, __VA_ARGS__)
-#define LOGI(in, ...) ingest_log(in, 6, __VA_ARGS__)
 
 static void ingest_seterr(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void ingest_seterr(char *err, const char *fmt, ...) {
@@ -158,7 +141,8 @@ static char *ingest_mask(const char *src) {
     const char *sep = strstr(s->str, "://");
     if (sep) {
         size_t a = (size_t)(sep - s->str) + 3, end = a;
-        while (end < s->len && !strchr("/?#", s->str[end])) end++;
+        while (end < s->len && !strchr("/?#", s->str[end]))
+            end++;
         const char *at = g_strrstr_len(s->str + a, (gssize)(end - a), "@");
         if (at) {
             const char *colon = memchr(s->str + a, ':', (size_t)(at - (s->str + a)));
@@ -171,7 +155,8 @@ static char *ingest_mask(const char *src) {
     }
     for (char *p = strstr(s->str, "passphrase="); p; p = strstr(p + 1, "passphrase=")) {
         size_t c = (size_t)(p - s->str) + strlen("passphrase="), n = 0;
-        while (c + n < s->len && s->str[c + n] != '&' && s->str[c + n] != '#') n++;
+        while (c + n < s->len && s->str[c + n] != '&' && s->str[c + n] != '#')
+            n++;
         g_string_erase(s, (gssize)c, (gssize)n);
         g_string_insert(s, (gssize)c, "***");
         p = s->str + c;
@@ -206,14 +191,14 @@ static int ingest_set_prop(GObject *obj, const char *key, const char *val, const
 /* Applies a test source spec ("ball?foreground-color=0xffff0000&width=640") to a
  * videotestsrc and returns its caps in *caps (caller unrefs).  Used once at ingest_new
  * to validate (on a throwaway element) and at every build.  Returns 0 or UV_EINVAL. */
-static int ingest_test_apply(const char *spec, const char *display, GstElement *src,
-                             GstCaps **caps, char *err) {
+static int ingest_test_apply(const char *spec, const char *display, GstElement *src, GstCaps **caps,
+                             char *err) {
     int rc = 0;
     const char *q = strchr(spec, '?');
     char *pattern = q ? g_strndup(spec, (gsize)(q - spec)) : g_strdup(spec);
-    GstStructure *s = gst_structure_new("video/x-raw", "format", G_TYPE_STRING, "I420", "width",
-                                        G_TYPE_INT, 1280, "height", G_TYPE_INT, 720,
-                                        "framerate", GST_TYPE_FRACTION, 30, 1, NULL);
+    GstStructure *s =
+        gst_structure_new("video/x-raw", "format", G_TYPE_STRING, "I420", "width", G_TYPE_INT, 1280,
+                          "height", G_TYPE_INT, 720, "framerate", GST_TYPE_FRACTION, 30, 1, NULL);
     g_object_set(src, "is-live", TRUE, NULL);
     rc = ingest_set_prop(G_OBJECT(src), "pattern", *pattern ? pattern : "ball", display, err);
     char **kv = q ? g_strsplit(q + 1, "&", -1) : NULL;
@@ -311,7 +296,8 @@ static int ingest_parse_source(ingest *in, char *err) {
     /* scheme = [A-Za-z][A-Za-z0-9+.-]* followed by ':'; anything else is a path */
     size_t n = 0;
     if (isalpha((unsigned char)src[0]))
-        while (src[n] && (isalnum((unsigned char)src[n]) || strchr("+.-", src[n]))) n++;
+        while (src[n] && (isalnum((unsigned char)src[n]) || strchr("+.-", src[n])))
+            n++;
     const struct ingest_scheme *sc = NULL;
     static const struct ingest_scheme path_file = {"", INGEST_KIND_FILE, {"uridecodebin"}};
     static const struct ingest_scheme path_v4l2 = {"", INGEST_KIND_V4L2, {"v4l2src", "decodebin"}};
@@ -365,7 +351,8 @@ static int ingest_parse_source(ingest *in, char *err) {
         ingest_seterr(err, "%s: malformed URI (want %s://…)", d, sc->scheme);
         return UV_EINVAL;
     }
-    const char *host = gst_uri_get_host(uri), *path = gst_uri_get_path(uri);
+    const char *host = gst_uri_get_host(uri);
+    char *path = gst_uri_get_path(uri); /* (transfer full) */
     bool has_host = host && *host;
     int rc = 0;
     switch (sc->kind) {
@@ -410,6 +397,7 @@ static int ingest_parse_source(ingest *in, char *err) {
         break;
     }
     if (rc == 0) in->location = g_strdup(sc->kind == INGEST_KIND_V4L2 ? path : src);
+    g_free(path);
     gst_uri_unref(uri);
     return rc;
 }
@@ -467,7 +455,8 @@ static GstPadProbeReturn ingest_decimate_cb(GstPad *pad, GstPadProbeInfo *info, 
     (void)pad;
     ingest *in = user;
     if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
-        GstBufferList *list = gst_buffer_list_make_writable(gst_pad_probe_info_get_buffer_list(info));
+        GstBufferList *list =
+            gst_buffer_list_make_writable(gst_pad_probe_info_get_buffer_list(info));
         GST_PAD_PROBE_INFO_DATA(info) = list;
         for (guint i = 0; i < gst_buffer_list_length(list);) {
             GstBuffer *orig = gst_buffer_list_get(list, i);
@@ -522,8 +511,8 @@ static GstFlowReturn ingest_sample_cb(GstAppSink *sink, gpointer user) {
     if (!r->live_posted) {
         r->live_posted = true;
         GstElement *e = GST_ELEMENT(sink);
-        gst_element_post_message(e, gst_message_new_application(
-                                        GST_OBJECT(e), gst_structure_new_empty("ingest-live")));
+        gst_element_post_message(
+            e, gst_message_new_application(GST_OBJECT(e), gst_structure_new_empty("ingest-live")));
     }
     return GST_FLOW_OK;
 }
@@ -568,13 +557,14 @@ static void ingest_pad_added_cb(GstElement *el, GstPad *pad, gpointer user) {
     if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
     GstCaps *caps = gst_pad_get_current_caps(pad);
     if (!caps) caps = gst_pad_query_caps(pad, NULL);
-    const GstStructure *s = caps && gst_caps_get_size(caps) ? gst_caps_get_structure(caps, 0) : NULL;
+    const GstStructure *s =
+        caps && gst_caps_get_size(caps) ? gst_caps_get_structure(caps, 0) : NULL;
     const char *name = s ? gst_structure_get_name(s) : "";
     const char *media = s ? gst_structure_get_string(s, "media") : NULL;
     bool raw = !strcmp(name, "video/x-raw");
-    bool encoded = !raw && (g_str_has_prefix(name, "video/") ||
-                            (!strcmp(name, "application/x-rtp") && media &&
-                             !strcmp(media, "video")));
+    bool encoded =
+        !raw && (g_str_has_prefix(name, "video/") ||
+                 (!strcmp(name, "application/x-rtp") && media && !strcmp(media, "video")));
     bool linked = false;
     if (raw && !atomic_exchange(&in->tail_linked, true)) {
         GstPad *sink = gst_element_get_static_pad(in->conv, "sink");
@@ -622,13 +612,29 @@ static int ingest_build(ingest *in, char *detail) {
     GstElement *sink = ingest_make("appsink", detail);
     GstElement *src = NULL, *mid = NULL, *dec = NULL;
     switch (in->kind) {
-    case INGEST_KIND_TEST: src = ingest_make("videotestsrc", detail); mid = ingest_make("capsfilter", detail); break;
-    case INGEST_KIND_RTSP: src = ingest_make("rtspsrc", detail); break;
-    case INGEST_KIND_SRT: src = ingest_make("srtsrc", detail); dec = ingest_make("decodebin", detail); break;
-    case INGEST_KIND_RTMP: src = ingest_make("rtmp2src", detail); mid = ingest_make("flvdemux", detail); break;
+    case INGEST_KIND_TEST:
+        src = ingest_make("videotestsrc", detail);
+        mid = ingest_make("capsfilter", detail);
+        break;
+    case INGEST_KIND_RTSP:
+        src = ingest_make("rtspsrc", detail);
+        break;
+    case INGEST_KIND_SRT:
+        src = ingest_make("srtsrc", detail);
+        dec = ingest_make("decodebin", detail);
+        break;
+    case INGEST_KIND_RTMP:
+        src = ingest_make("rtmp2src", detail);
+        mid = ingest_make("flvdemux", detail);
+        break;
     case INGEST_KIND_FILE:
-    case INGEST_KIND_HTTP: src = ingest_make("uridecodebin", detail); break;
-    case INGEST_KIND_V4L2: src = ingest_make("v4l2src", detail); dec = ingest_make("decodebin", detail); break;
+    case INGEST_KIND_HTTP:
+        src = ingest_make("uridecodebin", detail);
+        break;
+    case INGEST_KIND_V4L2:
+        src = ingest_make("v4l2src", detail);
+        dec = ingest_make("decodebin", detail);
+        break;
     }
     bool have_mid = in->kind == INGEST_KIND_TEST || in->kind == INGEST_KIND_RTMP;
     bool have_dec = in->kind == INGEST_KIND_SRT || in->kind == INGEST_KIND_V4L2;
@@ -645,10 +651,9 @@ static int ingest_build(ingest *in, char *detail) {
 
     /* tail: videoconvert → videoscale → RGB W×H caps → appsink */
     g_object_set(scale, "add-borders", FALSE, NULL); /* stretch like HF's resize, no bars */
-    GstCaps *rgb = gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, "RGB", "width",
-                                       G_TYPE_INT, (int)in->width, "height", G_TYPE_INT,
-                                       (int)in->height, "pixel-aspect-ratio", GST_TYPE_FRACTION,
-                                       1, 1, NULL);
+    GstCaps *rgb = gst_caps_new_simple(
+        "video/x-raw", "format", G_TYPE_STRING, "RGB", "width", G_TYPE_INT, (int)in->width,
+        "height", G_TYPE_INT, (int)in->height, "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1, NULL);
     g_object_set(filter, "caps", rgb, NULL);
     gst_caps_unref(rgb);
     /* live: drop old frames rather than stall the source; files: back-pressure */
@@ -800,9 +805,9 @@ static void ingest_fail(ingest *in, const char *detail, bool eos) {
     ingest_teardown(in);
     if (!in->live) {
         if (detail)
-            LOGE(in, "ended: %s", detail);
+            LOGE("ingest[%s] ended: %s", in->id, detail);
         else
-            LOGI(in, "ended (end of stream)");
+            LOGI("ingest[%s] ended (end of stream)", in->id);
         ingest_set_state(in, INGEST_ENDED, detail, 0);
         return;
     }
@@ -813,10 +818,10 @@ static void ingest_fail(ingest *in, const char *detail, bool eos) {
     if (eos && in->srt_listener) {
         delay = in->reconnect_min_s; /* the caller left: listen again at once */
     } else {
-        in->next_delay_s = in->next_delay_s * 2 > in->reconnect_max_s ? in->reconnect_max_s
-                                                                      : in->next_delay_s * 2;
+        in->next_delay_s =
+            in->next_delay_s * 2 > in->reconnect_max_s ? in->reconnect_max_s : in->next_delay_s * 2;
     }
-    LOGW(in, "reconnect in %.*fs: %s", delay < 1 ? 2 : 1, delay, detail);
+    LOGW("ingest[%s] reconnect in %.*fs: %s", in->id, delay < 1 ? 2 : 1, delay, detail);
     uv_timer_start(&in->retry, ingest_retry_cb, (uint64_t)(delay * 1000 + 0.5), 0);
     ingest_set_state(in, INGEST_RECONNECTING, detail, delay);
 }
@@ -840,16 +845,29 @@ static void ingest_message(ingest *in, GstMessage *m) {
             ingest_fail(in, detail, true);
         }
         break;
-    case GST_MESSAGE_WARNING:
+    case GST_MESSAGE_WARNING: { /* decoders warn per broken frame: one line a second */
         ingest_describe(m, in->last_warning, sizeof in->last_warning);
-        LOGW(in, "%s", in->last_warning);
+        int64_t now = ingest_now_us();
+        if (in->warn_logged_us && now - in->warn_logged_us < 1000000) {
+            in->warn_suppressed++;
+            break;
+        }
+        if (in->warn_suppressed)
+            LOGW("ingest[%s] %s (and %" PRId64 " more warnings)", in->id, in->last_warning,
+                 in->warn_suppressed);
+        else
+            LOGW("ingest[%s] %s", in->id, in->last_warning);
+        in->warn_logged_us = now;
+        in->warn_suppressed = 0;
         break;
+    }
     case GST_MESSAGE_APPLICATION: {
         const GstStructure *s = gst_message_get_structure(m);
         if (s && gst_structure_has_name(s, "ingest-live") && in->state != INGEST_LIVE &&
             in->state != INGEST_ENDED) {
             in->live_since_us = ingest_now_us();
-            LOGI(in, "live: %s → %" PRId64 "x%" PRId64 " RGB", in->display, in->width, in->height);
+            LOGI("ingest[%s] live: %s → %" PRId64 "x%" PRId64 " RGB", in->id, in->display,
+                 in->width, in->height);
             ingest_set_state(in, INGEST_LIVE, NULL, 0);
         }
         break;
@@ -864,7 +882,7 @@ static void ingest_bus_cb(uv_poll_t *h, int status, int events) {
     ingest *in = h->data;
     (void)events;
     if (status < 0) {
-        LOGE(in, "bus poll: %s", uv_strerror(status));
+        LOGE("ingest[%s] bus poll: %s", in->id, uv_strerror(status));
         return;
     }
     GstMessage *m;
@@ -894,6 +912,7 @@ static void ingest_watchdog_cb(uv_timer_t *t) {
 
 /* --- public API ---------------------------------------------------------------------- */
 
+/* Runs on: loop.  Validates p and the source, then creates a stopped ingest (ingest.h). */
 int ingest_new(const ingest_params *p, const ingest_callbacks *cb, void *user, ingest **out,
                char *err) {
     *out = NULL;
@@ -910,8 +929,9 @@ int ingest_new(const ingest_params *p, const ingest_callbacks *cb, void *user, i
     double rmin = p->reconnect_min_s > 0 ? p->reconnect_min_s : 0.5;
     double rmax = p->reconnect_max_s > 0 ? p->reconnect_max_s : 30.0;
     if (rmax < rmin || rmax > 86400 || p->latency_ms < 0 || p->latency_ms > 60000) {
-        ingest_seterr(err, "ingest[%s]: bad reconnect delays (%g..%g s) or latency (%" PRId64
-                      " ms)", id, rmin, rmax, p->latency_ms);
+        ingest_seterr(err,
+                      "ingest[%s]: bad reconnect delays (%g..%g s) or latency (%" PRId64 " ms)", id,
+                      rmin, rmax, p->latency_ms);
         return UV_EINVAL;
     }
     if (!gst_is_initialized()) gst_init(NULL, NULL);
@@ -959,6 +979,7 @@ int ingest_new(const ingest_params *p, const ingest_callbacks *cb, void *user, i
     return 0;
 }
 
+/* Runs on: loop.  Reports CONNECTING, then builds and plays the first run. */
 int ingest_start(ingest *in) {
     if (in->started || in->freeing) return UV_EBUSY;
     in->started = true;
@@ -970,17 +991,18 @@ int ingest_start(ingest *in) {
     int rc = uv_poll_start(&in->bus_poll, UV_READABLE, ingest_bus_cb);
     if (rc) {
         in->started = false;
-        LOGE(in, "bus poll: %s", uv_strerror(rc));
+        LOGE("ingest[%s] bus poll: %s", in->id, uv_strerror(rc));
         return rc;
     }
     if (in->live && in->stall_s > 0)
         uv_timer_start(&in->watchdog, ingest_watchdog_cb, INGEST_WATCHDOG_MS, INGEST_WATCHDOG_MS);
-    LOGI(in, "connecting: %s", in->display);
+    LOGI("ingest[%s] connecting: %s", in->id, in->display);
     ingest_set_state(in, INGEST_CONNECTING, NULL, 0);
     if (in->started && in->state == INGEST_CONNECTING) ingest_launch(in);
     return 0;
 }
 
+/* Runs on: loop.  Pipeline to NULL (joins the streaming threads), timers and poll off. */
 void ingest_stop(ingest *in) {
     if (!in || !in->started) return;
     in->started = false;
@@ -1002,6 +1024,7 @@ static void ingest_close_cb(uv_handle_t *h) {
     free(in);
 }
 
+/* Runs on: loop.  Stops, then closes the handles; ingest_close_cb frees the memory. */
 void ingest_free(ingest *in) {
     if (!in || in->freeing) return;
     ingest_stop(in);
@@ -1012,6 +1035,7 @@ void ingest_free(ingest *in) {
     uv_close((uv_handle_t *)&in->watchdog, ingest_close_cb);
 }
 
+/* Runs on: any.  Atomic loads of the counters. */
 void ingest_get_stats(const ingest *in, ingest_stats *out) {
     ingest *m = (ingest *)in; /* atomic_load wants a non-const pointer before C17 */
     out->frames_decoded = atomic_load(&m->n_decoded);
@@ -1020,16 +1044,22 @@ void ingest_get_stats(const ingest *in, ingest_stats *out) {
     out->reconnects = atomic_load(&m->n_reconnects);
 }
 
+/* Runs on: loop. */
 ingest_state ingest_get_state(const ingest *in) {
     return in->state;
 }
 
+/* Runs on: any. */
 const char *ingest_state_name(ingest_state s) {
     switch (s) {
-    case INGEST_CONNECTING: return "connecting";
-    case INGEST_LIVE: return "live";
-    case INGEST_RECONNECTING: return "reconnecting";
-    case INGEST_ENDED: return "ended";
+    case INGEST_CONNECTING:
+        return "connecting";
+    case INGEST_LIVE:
+        return "live";
+    case INGEST_RECONNECTING:
+        return "reconnecting";
+    case INGEST_ENDED:
+        return "ended";
     }
     return "?";
 }

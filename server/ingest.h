@@ -57,8 +57,8 @@ typedef struct ingest_callbacks {
      * monotonic across reconnects: after a reconnect the clock continues from the wall
      * time elapsed since the first frame).  rgb is valid only during the call: the callee
      * copies it and returns at once.  May be NULL. */
-    void (*frame)(void *user, const uint8_t *rgb, int64_t width, int64_t height,
-                  int64_t stride, double t);
+    void (*frame)(void *user, const uint8_t *rgb, int64_t width, int64_t height, int64_t stride,
+                  double t);
     /* Runs on: loop.  State changes; detail = the error text for reconnecting and for
      * ended-with-error (else NULL; valid during the call only); retry_in_s = the delay
      * before the next attempt when reconnecting (else 0).  The callee may call

@@ -1,5 +1,5 @@
 /* test-cli-framepick.c — the frame-choice rule of `commentary run` and the daemon
- * (cli/frame_pick.c), and the WebVTT helpers the run writes with (cli/vtt.c): both are
+ * (cli/frame_pick.c), and the WebVTT helpers the run writes with (proto/vtt.c): both are
  * pure, so the .c files are included here (the tests link only the engine library).
  *
  * The rule: stream time = timestamp - first timestamp; chunk i takes the first frame at or
@@ -11,7 +11,7 @@
 #include "test.h"
 
 #include "../cli/frame_pick.c"
-#include "../cli/vtt.c"
+#include "../proto/vtt.c"
 
 #define NS FRAME_PICK_NS_PER_S
 #define MAX_CHUNKS 4096
@@ -235,17 +235,17 @@ static void test_framepick_backwards_and_tiny(void) {
 }
 
 static void test_vtt_format_time(void) {
-    char b[VTT_TIME_LEN];
-    ASSERT_EQ_STR(vtt_format_time(0, b), "00:00:00.000");
-    ASSERT_EQ_STR(vtt_format_time(1, b), "00:00:01.000");
-    ASSERT_EQ_STR(vtt_format_time(61.5, b), "00:01:01.500");
-    ASSERT_EQ_STR(vtt_format_time(0.9996, b), "00:00:01.000"); /* rounds, never "0.1000" */
-    ASSERT_EQ_STR(vtt_format_time(3599.9994, b), "00:59:59.999");
-    ASSERT_EQ_STR(vtt_format_time(3 * 3600 + 25 * 60 + 7.25, b), "03:25:07.250");
-    ASSERT_EQ_STR(vtt_format_time(123 * 3600.0, b), "123:00:00.000");
-    ASSERT_EQ_STR(vtt_format_time(-1, b), "00:00:00.000");
-    ASSERT_EQ_STR(vtt_format_time(NAN, b), "00:00:00.000");
-    ASSERT_EQ_STR(vtt_format_time(1e12, b), "9999:59:59.999");
+    char b[PROTO_VTT_TIME_LEN];
+    ASSERT_EQ_STR(proto_vtt_format_time(0, b), "00:00:00.000");
+    ASSERT_EQ_STR(proto_vtt_format_time(1, b), "00:00:01.000");
+    ASSERT_EQ_STR(proto_vtt_format_time(61.5, b), "00:01:01.500");
+    ASSERT_EQ_STR(proto_vtt_format_time(0.9996, b), "00:00:01.000"); /* rounds, never "0.1000" */
+    ASSERT_EQ_STR(proto_vtt_format_time(3599.9994, b), "00:59:59.999");
+    ASSERT_EQ_STR(proto_vtt_format_time(3 * 3600 + 25 * 60 + 7.25, b), "03:25:07.250");
+    ASSERT_EQ_STR(proto_vtt_format_time(123 * 3600.0, b), "123:00:00.000");
+    ASSERT_EQ_STR(proto_vtt_format_time(-1, b), "00:00:00.000");
+    ASSERT_EQ_STR(proto_vtt_format_time(NAN, b), "00:00:00.000");
+    ASSERT_EQ_STR(proto_vtt_format_time(1e12, b), "9999:59:59.999");
 }
 
 static void test_vtt_cue(void) {
@@ -253,12 +253,12 @@ static void test_vtt_cue(void) {
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     ASSERT(f);
-    ASSERT_EQ_INT(vtt_write_header(f), 0);
-    ASSERT_EQ_INT(vtt_write_cue(f, 0, 1, "Goal!"), 0);
-    ASSERT_EQ_INT(vtt_write_cue(f, 1, 2, ""), 0);     /* empty: no cue */
-    ASSERT_EQ_INT(vtt_write_cue(f, 1, 2, " \n "), 0); /* blank: no cue */
-    ASSERT_EQ_INT(vtt_write_cue(f, 2, 3, NULL), 0);
-    ASSERT_EQ_INT(vtt_write_cue(f, 3, 4, "a <b> & c --> d\n\ne"), 0);
+    ASSERT_EQ_INT(proto_vtt_write_header(f), 0);
+    ASSERT_EQ_INT(proto_vtt_write_cue(f, 0, 1, "Goal!"), 0);
+    ASSERT_EQ_INT(proto_vtt_write_cue(f, 1, 2, ""), 0);     /* empty: no cue */
+    ASSERT_EQ_INT(proto_vtt_write_cue(f, 1, 2, " \n "), 0); /* blank: no cue */
+    ASSERT_EQ_INT(proto_vtt_write_cue(f, 2, 3, NULL), 0);
+    ASSERT_EQ_INT(proto_vtt_write_cue(f, 3, 4, "a <b> & c --> d\n\ne"), 0);
     fclose(f);
     ASSERT_EQ_STR(buf, "WEBVTT\n\n"
                        "00:00:00.000 --> 00:00:01.000\nGoal!\n\n"

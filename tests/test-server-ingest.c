@@ -37,22 +37,22 @@ typedef struct tctx {
     double t0_ms, deadline_ms;
     bool (*done)(struct tctx *); /* scenario step; true: stop the loop */
     int step;
-    int mark;            /* frames at the scenario's last step */
-    pid_t server;        /* helper process, or 0 */
+    int mark;     /* frames at the scenario's last step */
+    pid_t server; /* helper process, or 0 */
     int port;
-    bool free_on_ended;  /* stop + free from inside the ENDED state callback */
-    bool stopped;        /* ingest_stop has returned */
+    bool free_on_ended; /* stop + free from inside the ENDED state callback */
+    bool stopped;       /* ingest_stop has returned */
     bool freed;
-    pthread_mutex_t mu;  /* frames are written by a streaming thread */
+    pthread_mutex_t mu; /* frames are written by a streaming thread */
     tframe frames[MAX_FRAMES];
     int n_frames;
-    int late_callbacks;  /* callbacks after ingest_stop returned (must stay 0) */
+    int late_callbacks; /* callbacks after ingest_stop returned (must stay 0) */
     ingest_state states[MAX_STATES];
     char details[MAX_STATES][256];
     bool has_detail[MAX_STATES];
     double retry[MAX_STATES];
     int n_states;
-    uint64_t checksum;   /* every byte of every frame read (catches short buffers) */
+    uint64_t checksum; /* every byte of every frame read (catches short buffers) */
 } tctx;
 
 static int frames_n(tctx *c) {
@@ -67,7 +67,8 @@ static void on_frame(void *user, const uint8_t *rgb, int64_t w, int64_t h, int64
     tctx *c = user;
     uint64_t sum = 0;
     for (int64_t y = 0; y < h; y++)
-        for (int64_t x = 0; x < w * 3; x++) sum += rgb[y * stride + x];
+        for (int64_t x = 0; x < w * 3; x++)
+            sum += rgb[y * stride + x];
     pthread_mutex_lock(&c->mu);
     if (c->stopped) c->late_callbacks++;
     if (c->n_frames < MAX_FRAMES) {
@@ -165,7 +166,8 @@ static void ctx_finish(tctx *c) {
 
 static int count_state(const tctx *c, ingest_state st) {
     int n = 0;
-    for (int i = 0; i < c->n_states; i++) n += c->states[i] == st;
+    for (int i = 0; i < c->n_states; i++)
+        n += c->states[i] == st;
     return n;
 }
 
@@ -212,8 +214,7 @@ static void helper_path(const char *name, char *out, size_t cap) {
 static pid_t start_rtsp_server(int port) {
     char path[PATH_MAX], portstr[16];
     helper_path("rtsp-server", path, sizeof path);
-    ASSERT_MSG(access(path, X_OK) == 0,
-               "%s missing: make build/tests/helpers/rtsp-server", path);
+    ASSERT_MSG(access(path, X_OK) == 0, "%s missing: make build/tests/helpers/rtsp-server", path);
     snprintf(portstr, sizeof portstr, "%d", port);
     int fds[2];
     ASSERT_EQ_INT(pipe(fds), 0);
@@ -308,8 +309,8 @@ static void test_ingest_test_source_params(void) {
     ASSERT(c.n_frames >= 2);
     check_frames(&c, 64, 36, 0.02);
     const uint8_t *px = c.frames[1].center;
-    ASSERT_MSG(px[0] >= 250 && px[1] <= 5 && px[2] <= 5, "center pixel %d,%d,%d is not red",
-               px[0], px[1], px[2]);
+    ASSERT_MSG(px[0] >= 250 && px[1] <= 5 && px[2] <= 5, "center pixel %d,%d,%d is not red", px[0],
+               px[1], px[2]);
     ctx_finish(&c);
 }
 
@@ -382,6 +383,47 @@ static void test_ingest_file_frames_then_ended(void) {
     check_clip_run(&c);
     ASSERT_MSG(test_now_ms() - t0 < 2000, "a 3-s file took %.0f ms", test_now_ms() - t0);
     ctx_finish(&c);
+}
+
+/* The decimation rule on variable frame spacing: the first frame at or after each 0.5 s
+ * mark; a frame after a gap over several marks is kept once and moves the mark past it.
+ * 3 fps → 0, 2/3, 1, 5/3, 2, 8/3; 2/3 fps (1.5 s apart) → 0, 1.5, 3. */
+static void test_ingest_decimation_marks(void) {
+    static const struct {
+        const char *rate;
+        int n_in;
+        int n_out;
+        double t[6];
+    } cases[] = {
+        {"3/1", 9, 6, {0, 2.0 / 3, 1, 5.0 / 3, 2, 8.0 / 3}},
+        {"2/3", 3, 3, {0, 1.5, 3}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char dir[] = "/tmp/ingest-test-XXXXXX", path[64], cmd[512];
+        ASSERT(mkdtemp(dir));
+        snprintf(path, sizeof path, "%s/rate.mp4", dir);
+        snprintf(cmd, sizeof cmd,
+                 "gst-launch-1.0 -q videotestsrc num-buffers=%d ! "
+                 "video/x-raw,width=160,height=120,framerate=%s ! x264enc speed-preset=veryfast ! "
+                 "mp4mux ! filesink location=%s",
+                 cases[k].n_in, cases[k].rate, path);
+        sh(cmd);
+        tctx c;
+        ctx_init(&c);
+        c.done = done_ended;
+        ingest_params p = params(&c, path, 64, 48);
+        run(&c, &p, 5000);
+        remove_clip(dir, path);
+        ASSERT_MSG(c.n_frames == cases[k].n_out, "%s fps: %d frames, want %d", cases[k].rate,
+                   c.n_frames, cases[k].n_out);
+        for (int i = 0; i < c.n_frames; i++)
+            ASSERT_NEAR(c.frames[i].t, cases[k].t[i], 1e-3);
+        ingest_stats s;
+        ingest_get_stats(c.in, &s);
+        ASSERT_EQ_INT(s.frames_decoded, cases[k].n_in);
+        ASSERT_EQ_INT(s.frames_dropped, cases[k].n_in - cases[k].n_out);
+        ctx_finish(&c);
+    }
 }
 
 /* realtime: the same file (as a file:// URI) at playback speed. */
@@ -460,6 +502,38 @@ static void test_ingest_missing_file_ends_with_error(void) {
     ctx_finish(&c);
 }
 
+/* Files that cannot give frames end with an error detail: audio only, not media. */
+static void test_ingest_unusable_files_end_with_error(void) {
+    char dir[] = "/tmp/ingest-test-XXXXXX", ogg[64], txt[64], cmd[512];
+    ASSERT(mkdtemp(dir));
+    snprintf(ogg, sizeof ogg, "%s/audio.ogg", dir);
+    snprintf(txt, sizeof txt, "%s/notes.mp4", dir);
+    snprintf(cmd, sizeof cmd,
+             "gst-launch-1.0 -q audiotestsrc num-buffers=20 ! audioconvert ! vorbisenc ! "
+             "oggmux ! filesink location=%s && echo 'not a video' > %s",
+             ogg, txt);
+    sh(cmd);
+    const char *paths[] = {ogg, txt},
+               *want[] = {"no video stream", "Could not determine type of stream"};
+    for (int k = 0; k < 2; k++) {
+        tctx c;
+        ctx_init(&c);
+        c.done = done_ended;
+        ingest_params p = params(&c, paths[k], 64, 48);
+        run(&c, &p, 5000);
+        ASSERT_MSG(c.n_states >= 2, "%s: no end", paths[k]);
+        ASSERT_EQ_INT(c.states[c.n_states - 1], INGEST_ENDED);
+        ASSERT(c.has_detail[c.n_states - 1]);
+        fprintf(stderr, "%s: \"%s\"\n", paths[k], c.details[c.n_states - 1]);
+        ASSERT_CONTAINS(c.details[c.n_states - 1], want[k]);
+        ASSERT_EQ_INT(c.n_frames, 0);
+        ctx_finish(&c);
+    }
+    unlink(ogg);
+    unlink(txt);
+    rmdir(dir);
+}
+
 /* --- tests: RTSP --------------------------------------------------------------------- */
 
 static bool done_live_3_frames(tctx *c) {
@@ -530,9 +604,12 @@ static void test_ingest_rtsp_reconnect(void) {
     ASSERT_EQ_INT(c.states[c.n_states - 1], INGEST_LIVE);
     ASSERT_MSG(count_state(&c, INGEST_LIVE) >= 2, "never live again");
     ASSERT(c.n_frames >= 4);
+    /* after the reconnect the clock continues from the wall time elapsed */
+    double wall_s = (c.frames[c.mark].wall_ms - c.frames[0].wall_ms) / 1000;
+    ASSERT_NEAR(c.frames[c.mark].t, wall_s, 0.3);
     for (int i = 1; i < c.n_frames; i++)
-        ASSERT_MSG(c.frames[i].t > c.frames[i - 1].t, "t went back: %.3f after %.3f",
-                   c.frames[i].t, c.frames[i - 1].t);
+        ASSERT_MSG(c.frames[i].t > c.frames[i - 1].t, "t went back: %.3f after %.3f", c.frames[i].t,
+                   c.frames[i - 1].t);
     ingest_stats s;
     ingest_get_stats(c.in, &s);
     ASSERT(s.reconnects >= 1);
@@ -682,7 +759,8 @@ static void test_ingest_srt_listener_next_caller(void) {
     ASSERT_EQ_INT(c.states[r - 1], INGEST_LIVE);
     ASSERT_CONTAINS(c.details[r], "caller left");
     ASSERT_NEAR(c.retry[r], 0.25, 1e-9); /* listen again at once (the min delay) */
-    for (int i = 1; i < c.n_frames; i++) ASSERT(c.frames[i].t > c.frames[i - 1].t);
+    for (int i = 1; i < c.n_frames; i++)
+        ASSERT(c.frames[i].t > c.frames[i - 1].t);
     ctx_finish(&c);
 }
 
@@ -738,13 +816,25 @@ static void test_ingest_rejects_malformed_source(void) {
 /* Every form of every scheme that should be accepted is (nothing is started). */
 static void test_ingest_accepts_sources(void) {
     static const char *ok[] = {
-        "test:", "test:ball", "test:checkers-8", "test:snow?width=320&height=240",
+        "test:",
+        "test:ball",
+        "test:checkers-8",
+        "test:snow?width=320&height=240",
         "test:ball?foreground-color=0xffff0000&background-color=0xff0000ff&motion=wavy&"
         "width=640&height=360&framerate=30/1",
-        "rtsp://127.0.0.1:8554/cam", "rtsps://cam.example/x", "rtspt://127.0.0.1/x",
-        "srt://127.0.0.1:7001", "srt://:7001?mode=listener", "rtmp://127.0.0.1/live/x",
-        "http://127.0.0.1/x.mp4", "https://127.0.0.1/x.mp4", "file:///tmp/x.mp4",
-        "/tmp/x.mp4", "relative/x.mp4", "/dev/video0", "v4l2:///dev/video0",
+        "rtsp://127.0.0.1:8554/cam",
+        "rtsps://cam.example/x",
+        "rtspt://127.0.0.1/x",
+        "srt://127.0.0.1:7001",
+        "srt://:7001?mode=listener",
+        "rtmp://127.0.0.1/live/x",
+        "http://127.0.0.1/x.mp4",
+        "https://127.0.0.1/x.mp4",
+        "file:///tmp/x.mp4",
+        "/tmp/x.mp4",
+        "relative/x.mp4",
+        "/dev/video0",
+        "v4l2:///dev/video0",
     };
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -770,9 +860,11 @@ static const test_case tests[] = {
     {"ingest_test_source_params", test_ingest_test_source_params},
     {"ingest_odd_size_stride", test_ingest_odd_size_stride},
     {"ingest_file_frames_then_ended", test_ingest_file_frames_then_ended},
+    {"ingest_decimation_marks", test_ingest_decimation_marks},
     {"ingest_file_realtime", test_ingest_file_realtime},
     {"ingest_http_file_ends", test_ingest_http_file_ends},
     {"ingest_missing_file_ends_with_error", test_ingest_missing_file_ends_with_error},
+    {"ingest_unusable_files_end_with_error", test_ingest_unusable_files_end_with_error},
     {"ingest_rtsp_live", test_ingest_rtsp_live},
     {"ingest_rtsp_reconnect", test_ingest_rtsp_reconnect},
     {"ingest_refused_backs_off", test_ingest_refused_backs_off},

@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define RTSP_SERVER_LAUNCH                                                                 \
-    "( videotestsrc is-live=true pattern=ball ! "                                          \
-    "video/x-raw,width=320,height=240,framerate=15/1 ! "                                   \
-    "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! "                    \
+#define RTSP_SERVER_LAUNCH                                                                         \
+    "( videotestsrc is-live=true pattern=ball ! "                                                  \
+    "video/x-raw,width=320,height=240,framerate=15/1 ! "                                           \
+    "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! "                            \
     "rtph264pay name=pay0 pt=96 config-interval=1 )"
 
 int main(int argc, char **argv) {

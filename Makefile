@@ -14,10 +14,10 @@ PKGS    := jansson libpcre2-8 libutf8proc openblas
 WERROR  ?= $(if $(CI),-Werror,)
 
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -pthread -MMD -MP -Iengine -I. \
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -MMD -MP -Iengine -I. \
            -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes $(WERROR) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -fopenmp -pthread -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
 
 # --- CUDA detection ------------------------------------------------------------------
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)

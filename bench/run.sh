@@ -8,3 +8,7 @@ for b in build/bench/*; do
     echo "== $(basename "$b")"
     "$b" || echo "$(basename "$b"): failed with exit $?"
 done
+if [ -x build/bin/commentaryd ] && /usr/bin/python3 -c 'import websockets' 2>/dev/null; then
+    echo "== bench-daemon"
+    /usr/bin/python3 bench/bench_daemon.py "" "${BENCH_DAEMON_WINDOW:-60}"
+fi

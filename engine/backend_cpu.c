@@ -2,13 +2,18 @@
  *
  * Plain f32 math; weights are held as f32 (the loader widens BF16/F16 files).  GEMMs go
  * to single-threaded OpenBLAS (cblas_sgemm/sgemv) on slices of the output features, one
- * slice per OpenMP thread; everything else is a plain loop parallelised with OpenMP over
- * rows or (row, head) pairs.  Attention uses an online softmax per (query, head)
- * so it needs no scratch memory at all; nothing here allocates after creation.
+ * slice per pool thread; everything else is a plain loop split over rows or (row, head)
+ * pairs.  Attention uses an online softmax per (query, head) so it needs no scratch
+ * memory at all; nothing here allocates after creation.
+ * The pool's workers block on a condition variable between ops: spinning workers (as
+ * OpenMP's and OpenBLAS' do) starve the daemon's GStreamer and loop threads on a small
+ * machine — a 20x latency collapse with one stream on 2 cores.
  * Thread: one caller at a time (the inference thread that owns the model).
  */
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +21,77 @@
 
 #include "backend.h"
 
-typedef struct cpu_ctx {
+#define CPU_MAX_THREADS 64
+
+/* A task runs as fn(arg, t, nt) on each of nt threads; t = 0 is the caller. */
+typedef void (*cpu_task)(const void *arg, int t, int nt);
+
+typedef struct cpu_ctx cpu_ctx;
+typedef struct worker_arg {
+    cpu_ctx *c;
+    int t;
+} worker_arg;
+
+struct cpu_ctx {
     int n_threads;
     char last_error[VLM_ERR_LEN];
-} cpu_ctx;
+    /* the pool */
+    pthread_t workers[CPU_MAX_THREADS];
+    int n_workers;
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    uint64_t generation;
+    cpu_task fn;
+    const void *arg;
+    int remaining;
+    bool stop;
+    worker_arg args[CPU_MAX_THREADS];
+};
+
+static void *worker_main(void *p) {
+    worker_arg *wa = p;
+    cpu_ctx *c = wa->c;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (c->generation == seen && !c->stop) pthread_cond_wait(&c->go, &c->mu);
+        if (c->stop) break;
+        seen = c->generation;
+        cpu_task fn = c->fn;
+        const void *arg = c->arg;
+        pthread_mutex_unlock(&c->mu);
+        fn(arg, wa->t, c->n_threads);
+        pthread_mutex_lock(&c->mu);
+        if (--c->remaining == 0) pthread_cond_signal(&c->done);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* Run fn on every thread (the caller is thread 0); small work runs on the caller alone. */
+static void run_parallel(cpu_ctx *c, cpu_task fn, const void *arg, int64_t work) {
+    if (c->n_threads == 1 || work < 32768) {
+        fn(arg, 0, 1);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->fn = fn;
+    c->arg = arg;
+    c->remaining = c->n_workers;
+    c->generation++;
+    pthread_cond_broadcast(&c->go);
+    pthread_mutex_unlock(&c->mu);
+    fn(arg, 0, c->n_threads);
+    pthread_mutex_lock(&c->mu);
+    while (c->remaining > 0) pthread_cond_wait(&c->done, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* [lo, hi) of n items for thread t of nt */
+static void share(int64_t n, int t, int nt, int64_t *lo, int64_t *hi) {
+    *lo = n * t / nt;
+    *hi = n * (t + 1) / nt;
+}
 
 static cpu_ctx *ctx_of(vlm_backend *be) {
     return be->ctx;
@@ -39,44 +111,43 @@ static int64_t ncols(vlm_tensor t) {
     return vlm_tensor_row_numel(t);
 }
 
-/* out[n,m] = x[n,k] · w[m,k]ᵀ (+ b[m]) */
-static int cpu_matmul(vlm_backend *be, const vlm_op *op) {
+/* out[n,m] = x[n,k] · w[m,k]ᵀ (+ b[m]): thread t computes output features [m0, m1) */
+static void matmul_task(const void *p, int t, int nt) {
+    const vlm_op *op = p;
     vlm_tensor x = op->src[0], w = op->src[1], b = op->src[2], out = op->out;
-    int64_t n = x.ne[0], k = ncols(x), m = w.ne[0];
-    int nt = ctx_of(be)->n_threads;
-    /* Each thread computes a slice of the output features with single-threaded
-     * OpenBLAS: one thread pool (OpenMP) for everything, so OpenBLAS' own spinning
-     * threads never fight OpenMP's (that cost 8x on decode on 2 cores). */
-#pragma omp parallel for num_threads(nt) schedule(static) if (n * m * k > (1 << 16))
-    for (int t = 0; t < nt; t++) {
-        int64_t m0 = m * t / nt, m1 = m * (t + 1) / nt;
-        if (m1 <= m0) continue;
-        const float *wt = f32(w) + m0 * k;
-        if (n == 1) /* decode: a matrix-vector product streams the weights once */
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(m1 - m0), (int)k, 1.0f, wt, (int)k,
-                        f32(x), 1, 0.0f, f32(out) + m0, 1);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(m1 - m0), (int)k,
-                        1.0f, f32(x), (int)k, wt, (int)k, 0.0f, f32(out) + m0, (int)m);
-    }
+    int64_t n = x.ne[0], k = ncols(x), m = w.ne[0], m0, m1;
+    share(m, t, nt, &m0, &m1);
+    if (m1 <= m0) return;
+    const float *wt = f32(w) + m0 * k;
+    if (n == 1) /* decode: a matrix-vector product streams the weights once */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(m1 - m0), (int)k, 1.0f, wt, (int)k, f32(x),
+                    1, 0.0f, f32(out) + m0, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(m1 - m0), (int)k, 1.0f,
+                    f32(x), (int)k, wt, (int)k, 0.0f, f32(out) + m0, (int)m);
     if (b.data) {
         const float *bias = f32(b);
         float *o = f32(out);
-#pragma omp parallel for num_threads(ctx_of(be)->n_threads) schedule(static) if (n * m > 65536)
         for (int64_t i = 0; i < n; i++)
-            for (int64_t j = 0; j < m; j++) o[i * m + j] += bias[j];
+            for (int64_t j = m0; j < m1; j++) o[i * m + j] += bias[j];
     }
+}
+
+static int cpu_matmul(vlm_backend *be, const vlm_op *op) {
+    int64_t work = op->src[0].ne[0] * op->src[1].ne[0] * ncols(op->src[0]);
+    run_parallel(ctx_of(be), matmul_task, op, work);
     return 0;
 }
 
 /* out[i,:] = x[i,:] / sqrt(mean(x[i,:]²) + eps) * w */
-static int cpu_rms_norm(vlm_backend *be, const vlm_op *op) {
+static void rms_norm_task(const void *p, int t, int nt) {
+    const vlm_op *op = p;
     vlm_tensor x = op->src[0];
     const float *w = f32(op->src[1]);
-    int64_t n = x.ne[0], d = ncols(x);
+    int64_t n = x.ne[0], d = ncols(x), lo, hi;
     float eps = op->p.rms_norm.eps;
-#pragma omp parallel for num_threads(ctx_of(be)->n_threads) schedule(static) if (n > 16)
-    for (int64_t i = 0; i < n; i++) {
+    share(n, t, nt, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) {
         const float *xi = f32(x) + i * d;
         float *oi = f32(op->out) + i * d;
         double ss = 0.0;
@@ -84,34 +155,47 @@ static int cpu_rms_norm(vlm_backend *be, const vlm_op *op) {
         float r = 1.0f / sqrtf((float)(ss / (double)d) + eps);
         for (int64_t j = 0; j < d; j++) oi[j] = w[j] * (xi[j] * r);
     }
+}
+
+static int cpu_rms_norm(vlm_backend *be, const vlm_op *op) {
+    run_parallel(ctx_of(be), rms_norm_task, op, vlm_tensor_numel(op->src[0]));
     return 0;
 }
 
-static int cpu_elementwise(vlm_backend *be, const vlm_op *op) {
-    int64_t n = vlm_tensor_numel(op->out);
+static void elementwise_task(const void *p, int t, int nt) {
+    const vlm_op *op = p;
+    int64_t n = vlm_tensor_numel(op->out), lo, hi;
     const float *a = f32(op->src[0]), *b = op->src[1].data ? f32(op->src[1]) : NULL;
     float *o = f32(op->out);
-    vlm_op_kind kind = op->kind;
-#pragma omp parallel for num_threads(ctx_of(be)->n_threads) schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
-        float v = a[i];
-        switch (kind) {
-        case VLM_OP_ADD: o[i] = v + b[i]; break;
-        case VLM_OP_SWIGLU: o[i] = v / (1.0f + expf(-v)) * b[i]; break;
-        case VLM_OP_GELU: o[i] = 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2)); break;
-        default: break;
-        }
+    share(n, t, nt, &lo, &hi);
+    switch (op->kind) {
+    case VLM_OP_ADD:
+        for (int64_t i = lo; i < hi; i++) o[i] = a[i] + b[i];
+        break;
+    case VLM_OP_SWIGLU:
+        for (int64_t i = lo; i < hi; i++) o[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+        break;
+    case VLM_OP_GELU:
+        for (int64_t i = lo; i < hi; i++)
+            o[i] = 0.5f * a[i] * (1.0f + erff(a[i] * (float)M_SQRT1_2));
+        break;
+    default: break;
     }
+}
+
+static int cpu_elementwise(vlm_backend *be, const vlm_op *op) {
+    run_parallel(ctx_of(be), elementwise_task, op, vlm_tensor_numel(op->out));
     return 0;
 }
 
 /* rotate-half RoPE: pairs (j, j + d/2) rotated by the angle whose cos/sin are given */
-static int cpu_rope(vlm_backend *be, const vlm_op *op) {
+static void rope_task(const void *p, int t, int nt) {
+    const vlm_op *op = p;
     vlm_tensor x = op->src[0];
-    int64_t n = x.ne[0], heads = x.ne[1], d = x.ne[2], half = d / 2;
+    int64_t n = x.ne[0], heads = x.ne[1], d = x.ne[2], half = d / 2, lo, hi;
     const float *cs = f32(op->src[1]), *sn = f32(op->src[2]);
-#pragma omp parallel for num_threads(ctx_of(be)->n_threads) schedule(static) if (n > 16)
-    for (int64_t i = 0; i < n; i++) {
+    share(n, t, nt, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) {
         for (int64_t h = 0; h < heads; h++) {
             const float *xi = f32(x) + (i * heads + h) * d;
             float *oi = f32(op->out) + (i * heads + h) * d;
@@ -123,6 +207,10 @@ static int cpu_rope(vlm_backend *be, const vlm_op *op) {
             }
         }
     }
+}
+
+static int cpu_rope(vlm_backend *be, const vlm_op *op) {
+    run_parallel(ctx_of(be), rope_task, op, vlm_tensor_numel(op->src[0]));
     return 0;
 }
 
@@ -151,17 +239,17 @@ static void attend_one(float *out, const float *q, const float *k, const float *
     for (int64_t j = 0; j < d; j++) out[j] = acc[j] * inv;
 }
 
-static int cpu_attention(vlm_backend *be, const vlm_op *op) {
+/* thread t of nt takes every nt-th (query, head) pair: causal rows differ in length */
+static void attention_task(const void *p, int t, int nt) {
+    const vlm_op *op = p;
     vlm_tensor q = op->src[0], k = op->src[1], v = op->src[2], seg = op->src[3];
     int64_t nq = q.ne[0], nk = k.ne[0];
     int64_t H = op->p.attention.n_head, KVH = op->p.attention.n_kv_head;
     int64_t d = op->p.attention.head_dim, group = H / KVH;
     float scale = op->p.attention.scale;
-    if (d > 512) return cpu_fail(be, VLM_EUNSUPPORTED, "attention: head_dim %s > 512", "");
     const int32_t *cu = seg.data ? (const int32_t *)seg.data : NULL;
     int64_t nseg = seg.data ? vlm_tensor_numel(seg) - 1 : 0;
-#pragma omp parallel for num_threads(ctx_of(be)->n_threads) schedule(dynamic, 4)
-    for (int64_t ih = 0; ih < nq * H; ih++) {
+    for (int64_t ih = t; ih < nq * H; ih += nt) {
         int64_t i = ih / H, h = ih % H, kvh = h / group;
         int64_t lo = 0, hi = nk - nq + i + 1;
         if (cu) { /* the segment holding row i */
@@ -172,27 +260,42 @@ static int cpu_attention(vlm_backend *be, const vlm_op *op) {
                     break;
                 }
         }
-        attend_one(f32(op->out) + (i * H + h) * d, f32(q) + (i * H + h) * d,
-                   f32(k) + kvh * d, f32(v) + kvh * d, KVH * d, lo, hi, d, scale);
+        attend_one(f32(op->out) + (i * H + h) * d, f32(q) + (i * H + h) * d, f32(k) + kvh * d,
+                   f32(v) + kvh * d, KVH * d, lo, hi, d, scale);
     }
+}
+
+static int cpu_attention(vlm_backend *be, const vlm_op *op) {
+    if (op->p.attention.head_dim > 512)
+        return cpu_fail(be, VLM_EUNSUPPORTED, "attention: head_dim %s > 512", "");
+    int64_t work = op->src[0].ne[0] * op->src[1].ne[0] * op->p.attention.n_head *
+                   op->p.attention.head_dim;
+    run_parallel(ctx_of(be), attention_task, op, work);
     return 0;
 }
 
-static int cpu_get_rows(vlm_backend *be, const vlm_op *op) {
+static void get_rows_task(const void *p, int t, int nt) {
+    const vlm_op *op = p;
     vlm_tensor src = op->src[0];
     const int32_t *idx = op->src[1].data;
-    int64_t n = op->out.ne[0], d = ncols(src), rows = src.ne[0];
+    int64_t n = op->out.ne[0], d = ncols(src), lo, hi;
     size_t es = vlm__dtype_size(src.dtype);
+    share(n, t, nt, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++)
+        vlm__to_f32(f32(op->out) + i * d, (const char *)src.data + (size_t)idx[i] * d * es,
+                    src.dtype, d);
+}
+
+static int cpu_get_rows(vlm_backend *be, const vlm_op *op) {
+    const int32_t *idx = op->src[1].data;
+    int64_t n = op->out.ne[0], rows = op->src[0].ne[0];
     for (int64_t i = 0; i < n; i++)
         if (idx[i] < 0 || idx[i] >= rows) {
             char msg[64];
             snprintf(msg, sizeof msg, "%d of %lld", idx[i], (long long)rows);
             return cpu_fail(be, VLM_ERANGE, "get_rows: row index %s out of range", msg);
         }
-#pragma omp parallel for num_threads(ctx_of(be)->n_threads) schedule(static) if (n * d > 65536)
-    for (int64_t i = 0; i < n; i++)
-        vlm__to_f32(f32(op->out) + i * d, (const char *)src.data + (size_t)idx[i] * d * es,
-                    src.dtype, d);
+    run_parallel(ctx_of(be), get_rows_task, op, vlm_tensor_numel(op->out));
     return 0;
 }
 
@@ -270,7 +373,16 @@ static const char *cpu_last_error(vlm_backend *be) {
 }
 
 static void cpu_free(vlm_backend *be) {
-    free(be->ctx);
+    cpu_ctx *c = be->ctx;
+    pthread_mutex_lock(&c->mu);
+    c->stop = true;
+    pthread_cond_broadcast(&c->go);
+    pthread_mutex_unlock(&c->mu);
+    for (int i = 0; i < c->n_workers; i++) pthread_join(c->workers[i], NULL);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->go);
+    pthread_cond_destroy(&c->done);
+    free(c);
     free(be);
 }
 
@@ -300,8 +412,20 @@ vlm_backend *vlm_backend_cpu_new(int n_threads) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         n_threads = nc > 0 ? (int)nc : 1;
     }
+    if (n_threads > CPU_MAX_THREADS) n_threads = CPU_MAX_THREADS;
     c->n_threads = n_threads;
-    openblas_set_num_threads(1); /* threads come from OpenMP: see cpu_matmul */
+    openblas_set_num_threads(1); /* threads come from the pool: see matmul_task */
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->go, NULL);
+    pthread_cond_init(&c->done, NULL);
+    for (int t = 1; t < n_threads; t++) {
+        worker_arg *wa = &c->args[t];
+        wa->c = c;
+        wa->t = t;
+        if (pthread_create(&c->workers[c->n_workers], NULL, worker_main, wa) != 0) break;
+        c->n_workers++;
+    }
+    c->n_threads = c->n_workers + 1;
     be->iface = &cpu_iface;
     be->ctx = c;
     return be;

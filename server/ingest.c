@@ -91,6 +91,10 @@ struct ingest {
     uv_poll_t bus_poll;  /* the bus's poll fd */
     uv_timer_t retry;    /* the backoff before the next rebuild */
     uv_timer_t watchdog; /* stalls of live sources */
+    uv_timer_t scene;    /* bare test: moves to the next scene every few seconds */
+    bool cycle;          /* bare test: (no pattern) cycles scenes */
+    uint64_t scene_n;    /* scenes shown so far */
+    GstElement *testsrc; /* the current run's videotestsrc (borrowed), or NULL */
     int pending_closes;  /* handles still closing in ingest_free */
     GstBus *bus;         /* persistent, set on every pipeline */
     GstElement *pipe;    /* the current run's pipeline, or NULL */
@@ -340,6 +344,7 @@ static int ingest_parse_source(ingest *in, char *err) {
     }
     if (sc->kind == INGEST_KIND_TEST) { /* validate on a throwaway videotestsrc */
         in->location = g_strdup(src + n + 1);
+        in->cycle = !*in->location; /* bare "test:": a cycle of scenes */
         GstElement *probe = gst_object_ref_sink(gst_element_factory_make("videotestsrc", NULL));
         int rc = ingest_test_apply(in->location, d, probe, NULL, err);
         gst_object_unref(probe);
@@ -600,6 +605,44 @@ static GstElement *ingest_make(const char *factory, char *detail) {
     return e;
 }
 
+/* The bare `test:` source shows a cycle of videotestsrc scenes, a few seconds each, so
+ * the commentary visibly follows the picture: a ball (foreground ≠ background, drawn
+ * from black, white, red, green, blue, yellow; any motion), SMPTE colour bars, snow,
+ * an 8-pixel checkerboard, a solid colour.  The order is fixed (a hash of the scene
+ * number), so every run shows the same sequence. */
+#define INGEST_SCENE_MS 4000
+
+static void ingest_apply_scene(ingest *in) {
+    static const guint colours[6] = {0xff000000u, 0xffffffffu, 0xffff0000u,
+                                     0xff00ff00u, 0xff0000ffu, 0xffffff00u};
+    static const char *motions[3] = {"wavy", "sweep", "hsweep"};
+    static const char *others[4] = {"smpte", "snow", "checkers-8", "solid-color"};
+    if (!in->testsrc) return;
+    uint64_t h = (in->scene_n + 1) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 31;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 29;
+    GObject *o = G_OBJECT(in->testsrc);
+    unsigned f = (unsigned)(h % 6), b = (f + 1 + (unsigned)((h >> 8) % 5)) % 6;
+    if (in->scene_n % 2 == 0) { /* every other scene a ball */
+        gst_util_set_object_arg(o, "pattern", "ball");
+        gst_util_set_object_arg(o, "motion", motions[(h >> 16) % 3]);
+        g_object_set(o, "foreground-color", colours[f], "background-color", colours[b], NULL);
+    } else {
+        const char *p = others[(h >> 16) % 4];
+        gst_util_set_object_arg(o, "pattern", p);
+        g_object_set(o, "foreground-color", colours[f], "background-color", colours[b], NULL);
+    }
+    LOGD("ingest[%s] test scene %llu", in->id, (unsigned long long)in->scene_n);
+}
+
+/* Runs on: loop (the scene timer). */
+static void ingest_scene_cb(uv_timer_t *t) {
+    ingest *in = t->data;
+    in->scene_n++;
+    ingest_apply_scene(in);
+}
+
 /* Builds the pipeline for one run into in->pipe (not started).  Returns 0 or
  * UV_ENOENT with detail filled. */
 static int ingest_build(ingest *in, char *detail) {
@@ -679,6 +722,8 @@ static int ingest_build(ingest *in, char *detail) {
         }
         g_object_set(mid, "caps", caps, NULL);
         gst_caps_unref(caps);
+        in->testsrc = src;
+        if (in->cycle) ingest_apply_scene(in);
         gst_element_link_many(src, mid, conv, NULL);
         atomic_store(&in->tail_linked, true);
         atomic_store(&in->video_seen, true);
@@ -735,6 +780,7 @@ static void ingest_teardown(ingest *in) {
     gst_object_unref(in->pipe);
     in->pipe = NULL;
     in->conv = NULL;
+    in->testsrc = NULL;
     gst_bus_set_flushing(in->bus, TRUE);
     gst_bus_set_flushing(in->bus, FALSE);
 }
@@ -974,7 +1020,8 @@ int ingest_new(const ingest_params *p, const ingest_callbacks *cb, void *user, i
     }
     uv_timer_init(in->loop, &in->retry);
     uv_timer_init(in->loop, &in->watchdog);
-    in->bus_poll.data = in->retry.data = in->watchdog.data = in;
+    uv_timer_init(in->loop, &in->scene);
+    in->bus_poll.data = in->retry.data = in->watchdog.data = in->scene.data = in;
     *out = in;
     return 0;
 }
@@ -996,6 +1043,7 @@ int ingest_start(ingest *in) {
     }
     if (in->live && in->stall_s > 0)
         uv_timer_start(&in->watchdog, ingest_watchdog_cb, INGEST_WATCHDOG_MS, INGEST_WATCHDOG_MS);
+    if (in->cycle) uv_timer_start(&in->scene, ingest_scene_cb, INGEST_SCENE_MS, INGEST_SCENE_MS);
     LOGI("ingest[%s] connecting: %s", in->id, in->display);
     ingest_set_state(in, INGEST_CONNECTING, NULL, 0);
     if (in->started && in->state == INGEST_CONNECTING) ingest_launch(in);
@@ -1008,6 +1056,7 @@ void ingest_stop(ingest *in) {
     in->started = false;
     uv_timer_stop(&in->retry);
     uv_timer_stop(&in->watchdog);
+    uv_timer_stop(&in->scene);
     uv_poll_stop(&in->bus_poll);
     ingest_teardown(in);
 }
@@ -1029,10 +1078,11 @@ void ingest_free(ingest *in) {
     if (!in || in->freeing) return;
     ingest_stop(in);
     in->freeing = true;
-    in->pending_closes = 3;
+    in->pending_closes = 4;
     uv_close((uv_handle_t *)&in->bus_poll, ingest_close_cb);
     uv_close((uv_handle_t *)&in->retry, ingest_close_cb);
     uv_close((uv_handle_t *)&in->watchdog, ingest_close_cb);
+    uv_close((uv_handle_t *)&in->scene, ingest_close_cb);
 }
 
 /* Runs on: any.  Atomic loads of the counters. */

@@ -139,6 +139,16 @@ void stream_on_frame(void *user, const uint8_t *rgb, int64_t w, int64_t h, int64
                     if (!pending) break;
                     infer_wait_slot(inf);
                 }
+            /* live: only the newest chunk waits; an older one still waiting is skipped */
+            for (int j = 0; s->live && j < STREAM_SLOTS; j++) {
+                chunk_slot *o = &s->slots[j];
+                if (o == c || o->state != CHUNK_PENDING) continue;
+                o->state = CHUNK_FREE;
+                int64_t from = o->index;
+                infer_unlock(inf);
+                post_gap(s, from, from + 1);
+                infer_lock(inf);
+            }
             c->state = CHUNK_PENDING;
             s->filling = -1;
             infer_signal(inf);

@@ -104,7 +104,24 @@ async def main():
                          capture_output=True).returncode == 0, "--check-config accepts the test config")
     rtsp = start_rtsp(rport)
     log = open(os.path.join(ROOT, "build", "test-logs", "daemon.log"), "w")
-    d = subprocess.Popen([DAEMON, "--config", cfg_path], stdout=log, stderr=subprocess.STDOUT)
+    # systemd's notify protocol: a datagram socket the daemon reports to
+    notify_path = os.path.join(tmp, "notify.sock")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    notify.setblocking(False)
+    env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="2000000")
+    d = subprocess.Popen([DAEMON, "--config", cfg_path], stdout=log, stderr=subprocess.STDOUT,
+                         env=env)
+    notes = []
+
+    def drain_notify():
+        while True:
+            try:
+                notes.append(notify.recv(4096).decode())
+            except BlockingIOError:
+                return
+    # read it as systemd would, all along: a full datagram queue blocks the sender
+    asyncio.get_running_loop().add_reader(notify.fileno(), drain_notify)
     try:
         # /health at once, /ready once warm
         t0 = time.monotonic()
@@ -123,6 +140,11 @@ async def main():
                 break
             await asyncio.sleep(0.2)
         check(ready and ready[0] == 200, f"/ready turns 200 (took {time.monotonic() - t0:.1f} s)")
+        await asyncio.sleep(2.5)
+        drain_notify()
+        check(any("READY=1" in n for n in notes), "sd_notify READY=1 once ready")
+        check(any(n.startswith("STATUS=") for n in notes), f"sd_notify STATUS= lines {notes[:2]}")
+        check(any("WATCHDOG=1" in n for n in notes), "sd_notify WATCHDOG=1 under WATCHDOG_USEC")
 
         ws_url = f"ws://127.0.0.1:{port}/v1/streams/cam/events?token={TOKEN}"
         # a subscriber that never reads, alongside
@@ -238,7 +260,14 @@ async def main():
             except asyncio.TimeoutError:
                 pass
             check(code == 1001, f"SIGTERM closes subscribers with 1001 ({code})")
-        rc = d.wait(timeout=10)
+        try:
+            rc = d.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            rc = None  # a hang: keep the threads' stacks for whoever debugs it
+            subprocess.run(["gdb", "-p", str(d.pid), "-batch", "-ex", "thread apply all bt 15"],
+                           stdout=log, stderr=subprocess.STDOUT, timeout=60)
+        drain_notify()
+        check(any("STOPPING=1" in n for n in notes), "sd_notify STOPPING=1 on SIGTERM")
         check(rc == 0 and time.monotonic() - t1 < 5, f"SIGTERM exits 0 within 5 s (rc {rc}, "
               f"{time.monotonic() - t1:.1f} s)")
         slow.close()

@@ -19,6 +19,9 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -MMD -MP -Iengine -I. \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
 
+# `make` alone builds everything (rules below, such as the CUDA stamp's, come before `all`)
+.DEFAULT_GOAL := all
+
 # --- CUDA detection ------------------------------------------------------------------
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_SRC := $(wildcard cuda/*.cu)
@@ -27,15 +30,25 @@ CUDA_HOME  := $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_ARCH  := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
               -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90
-NVCCFLAGS  ?= -O3 -std=c++17 $(CUDA_ARCH) -Iengine -I. -Xcompiler -fPIC
+# host-side warnings as for C; CI=1 turns every nvcc/ptxas/host warning into an error
+NVCCFLAGS  ?= -O3 -std=c++17 $(CUDA_ARCH) -Iengine -I. -Xcompiler -fPIC,-Wall,-Wextra \
+              $(if $(CI),-Werror all-warnings,)
 CFLAGS     += -DVLM_HAVE_CUDA=1
-LDLIBS     += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+# rpath: the CUDA libraries are found at run time even when ld.so.conf does not list them
+LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart \
+              -lstdc++
 CUDA_OBJ   := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
 CUDA_STATE := built with CUDA ($(NVCC))
 else
 CUDA_OBJ   :=
 CUDA_STATE := CUDA not found: CPU backend only
 endif
+
+# backend.c is compiled differently with CUDA: rebuild it when CUDA appears or goes
+CUDA_STAMP := $(BUILD)/.cuda-state
+$(shell mkdir -p $(BUILD); echo '$(CUDA_STATE)' | cmp -s - $(CUDA_STAMP) || \
+        echo '$(CUDA_STATE)' > $(CUDA_STAMP))
+$(BUILD)/obj/engine/backend.o: $(CUDA_STAMP)
 
 ENGINE_SRC := $(wildcard engine/*.c)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
@@ -54,12 +67,16 @@ PROTO_OBJ  := $(PROTO_SRC:%.c=$(BUILD)/obj/%.o)
 LIBPROTO   := $(BUILD)/lib/libproto.a
 # the daemon: server/*.c (main.c apart) is a library the tests link too
 SRV_PKGS   := libuv libwebsockets libsystemd gstreamer-1.0 gstreamer-app-1.0 \
-              gstreamer-video-1.0 gstreamer-rtsp-server-1.0
+              gstreamer-video-1.0 gstreamer-rtsp-server-1.0 gstreamer-webrtc-1.0 gstreamer-sdp-1.0
 SRV_CFLAGS := $(shell pkg-config --cflags $(SRV_PKGS) 2>/dev/null)
 SRV_LIBS   := $(shell pkg-config --libs $(SRV_PKGS) 2>/dev/null)
 SRV_SRC    := $(filter-out server/main.c,$(wildcard server/*.c))
 SRV_OBJ    := $(SRV_SRC:%.c=$(BUILD)/obj/%.o)
 LIBSRV     := $(BUILD)/lib/libserver.a
+# the web pages (GET /, /overlay/ID, /web/NAME), compiled into the daemon
+WEB_SRC    := $(sort $(wildcard web/*.html web/*.js web/*.css web/*.svg))
+WEB_GEN    := $(BUILD)/gen/web_assets.c
+WEB_OBJ    := $(BUILD)/obj/gen/web_assets.o
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
@@ -81,6 +98,13 @@ all: $(BUILD)/bin/commentary $(BUILD)/bin/commentaryd $(TEST_BIN) $(HELPER_BIN) 
 $(TINY_MODEL): scripts/make-tiny-model.py tests/fixtures/tokenizer/qwen2.5-tokenizer.json.xz
 	/usr/bin/python3 scripts/make-tiny-model.py $(dir $@)
 
+# default-model: regenerate the data, train and export models/default (the shipped
+# commentator of videotestsrc scenes; ~45 min on 2 cores; python3-torch, python3-torchvision,
+# python3-gi: apt-get install -y python3-torch python3-torchvision python3-gi)
+.PHONY: default-model
+default-model:
+	/usr/bin/python3 scripts/default_model/make.py --out models/default --work $(BUILD)/default-model
+
 # deps: install the Debian packages the build and tests need (idempotent)
 deps:
 	bash scripts/install-deps.sh
@@ -89,7 +113,7 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.cu
+$(BUILD)/obj/%.o: %.cu cuda/common.cuh engine/backend.h engine/vlm_util.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
@@ -110,7 +134,16 @@ $(BUILD)/obj/server/%.o: server/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iproto $(SRV_CFLAGS) -c $< -o $@
 
-$(LIBSRV): $(SRV_OBJ)
+# web/*.html|js|css → one C file of byte arrays and a table (web/assets.h)
+$(WEB_GEN): web/embed.sh $(WEB_SRC)
+	@mkdir -p $(dir $@)
+	sh web/embed.sh $(WEB_SRC) > $@.tmp && mv $@.tmp $@
+
+$(WEB_OBJ): $(WEB_GEN) web/assets.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIBSRV): $(SRV_OBJ) $(WEB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 

@@ -7,7 +7,9 @@
  * per-layer outputs, final norm, all prefill logits, then teacher-forced decode logits
  * and greedy tokens.  Stream fixtures (a manifest with a "policy") are replayed chunk
  * by chunk through a streaming session (cmd-check-stream.c).
- * Prints one line per array and exits 0 only when every array passes.
+ * Prints one line per array and exits 0 only when every array passes.  On a backend that
+ * computes from bf16 operands (--backend cuda) hidden states and logits are held to the
+ * documented bf16 bounds below instead of the f32 ones; token ids are always exact.
  */
 #include <jansson.h>
 #include <math.h>
@@ -27,6 +29,25 @@
 #define TOL_ANGLES 1e-5   /* positions × inv_freq in f32 */
 #define TOL_HIDDEN 1e-3   /* activations, embeddings, layer outputs */
 #define TOL_LOGITS 1e-3
+
+/* Bounds for a backend that computes from bf16 operands (the CUDA backend: x rounded to
+ * bf16 before each prefill/vision GEMM, q/k/v and softmax weights rounded to bf16 in
+ * tensor-core attention; decode GEMVs keep x in f32).  A CPU run with exactly that
+ * rounding simulated, over every vendored and shared fixture with both weight files,
+ * gave at most: patch embeddings 0.0065, vision block outputs 0.049, vision embeddings
+ * 0.018, LLM layer outputs 0.21, final norm 0.072, prefill logits 0.18 (|logits| up to
+ * ~14), teacher-forced decode logits 0.066; every greedy token equal.  The bounds leave
+ * ~2.5x headroom.  Token ids are still compared exactly. */
+#define TOL_HIDDEN_BF16 0.5
+#define TOL_LOGITS_BF16 0.5
+
+/* the tolerance for hidden states / logits on the backend that ran */
+static double tol_hidden(const vlm_model *m) {
+    return m->be->iface->weight_dtype == VLM_BF16 ? TOL_HIDDEN_BF16 : TOL_HIDDEN;
+}
+static double tol_logits(const vlm_model *m) {
+    return m->be->iface->weight_dtype == VLM_BF16 ? TOL_LOGITS_BF16 : TOL_LOGITS;
+}
 
 /* Captured trace tensors (copied to the host as the forward runs). */
 typedef struct capture {
@@ -211,11 +232,11 @@ static int check_vision(refs *r, vlm_ctx *c, captures *cs, media_set *ms) {
     }
     const capture *pe = find_capture(cs, "patch_embed", -1);
     snprintf(name, sizeof name, "%s_patch_embed", ms->kind);
-    if (pe && refs_load(r, name, &a)) refs_cmp_f32(r, name, pe->data, &a, 0, a.numel, TOL_HIDDEN), ref_free(&a);
+    if (pe && refs_load(r, name, &a)) refs_cmp_f32(r, name, pe->data, &a, 0, a.numel, tol_hidden(c->model)), ref_free(&a);
     snprintf(name, sizeof name, "%s_vision_block_outputs", ms->kind);
     if (refs_load(r, name, &a)) {
         snprintf(label, sizeof label, "%s[%lld blocks]", name, (long long)a.shape[0]);
-        cmp_stack(r, label, cs, "vision_block", &a, TOL_HIDDEN);
+        cmp_stack(r, label, cs, "vision_block", &a, tol_hidden(c->model));
         ref_free(&a);
     }
     const capture *emb = find_capture(cs, "vision_embeds", -1);
@@ -224,7 +245,7 @@ static int check_vision(refs *r, vlm_ctx *c, captures *cs, media_set *ms) {
         ms->embeds = malloc(sizeof(float) * (size_t)emb->numel);
         memcpy(ms->embeds, emb->data, sizeof(float) * (size_t)emb->numel);
     }
-    if (emb && refs_load(r, name, &a)) refs_cmp_f32(r, name, emb->data, &a, 0, a.numel, TOL_HIDDEN), ref_free(&a);
+    if (emb && refs_load(r, name, &a)) refs_cmp_f32(r, name, emb->data, &a, 0, a.numel, tol_hidden(c->model)), ref_free(&a);
     return emb ? 0 : -1;
 }
 
@@ -325,16 +346,16 @@ static int check_single(refs *r, const char *model_dir, const char *backend) {
     }
     if (!rc) {
         const capture *ie = find_capture(&cs, "inputs_embeds", -1);
-        if (ie && refs_load(r, "inputs_embeds", &a)) refs_cmp_f32(r, "inputs_embeds", ie->data, &a, 0, a.numel, TOL_HIDDEN), ref_free(&a);
+        if (ie && refs_load(r, "inputs_embeds", &a)) refs_cmp_f32(r, "inputs_embeds", ie->data, &a, 0, a.numel, tol_hidden(m)), ref_free(&a);
         if (refs_load(r, "llm_layer_outputs", &a)) {
             char label[64];
             snprintf(label, sizeof label, "llm_layer_outputs[%lld layers]", (long long)a.shape[0]);
-            cmp_stack(r, label, &cs, "llm_layer", &a, TOL_HIDDEN);
+            cmp_stack(r, label, &cs, "llm_layer", &a, tol_hidden(m));
             ref_free(&a);
         }
         const capture *fn = find_capture(&cs, "final_norm", -1);
-        if (fn && refs_load(r, "final_norm", &a)) refs_cmp_f32(r, "final_norm", fn->data, &a, 0, a.numel, TOL_HIDDEN), ref_free(&a);
-        if (refs_load(r, "logits", &a)) refs_cmp_f32(r, "logits", logits, &a, 0, a.numel, TOL_LOGITS), ref_free(&a);
+        if (fn && refs_load(r, "final_norm", &a)) refs_cmp_f32(r, "final_norm", fn->data, &a, 0, a.numel, tol_hidden(m)), ref_free(&a);
+        if (refs_load(r, "logits", &a)) refs_cmp_f32(r, "logits", logits, &a, 0, a.numel, tol_logits(m)), ref_free(&a);
     }
 
     /* decode, teacher-forced: feed generated token k at position L + k + delta */
@@ -360,7 +381,7 @@ static int check_single(refs *r, const char *model_dir, const char *backend) {
         if (!rc) {
             for (int64_t k = 0; k < n_gen; k++) greedy[k] = argmax(rowsv + k * V, V);
             if (have_dp) refs_cmp_i64(r, "decode_position_ids", dpos, &dp, 0, n_gen - 1);
-            if (have_gl) refs_cmp_f32(r, "generated_logits (teacher-forced)", rowsv, &gl, 0, gl.numel, TOL_LOGITS);
+            if (have_gl) refs_cmp_f32(r, "generated_logits (teacher-forced)", rowsv, &gl, 0, gl.numel, tol_logits(m));
             refs_cmp_i64(r, "generated_tokens (greedy)", greedy, &gen_ref, 0, n_gen);
         }
         if (have_gl) ref_free(&gl);

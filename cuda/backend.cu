@@ -1,0 +1,337 @@
+/* backend.cu — the CUDA backend: context, vtable, device memory, copies, and the entry
+ * point vlm_backend_cuda_new().
+ *
+ * Design (the op kernels live in one .cu per family: matmul, norm, rope, attention, rows):
+ *   - weights are bf16 on the device (weight_dtype BF16: the loader converts BF16/F16/F32
+ *     files while uploading); activations and the KV cache stay f32, exactly as the model
+ *     code plans them.  MATMUL rounds x to bf16 into a fixed workspace and runs a cuBLAS
+ *     GEMM with bf16 inputs, f32 accumulation and f32 output (n ≤ 4 rows, i.e. decode,
+ *     instead uses a GEMV kernel that reads the bf16 weights once and keeps x in f32);
+ *     everything else is f32 kernels.  Attention: a tensor-core flash-attention kernel
+ *     for prefill and the vision windows, a split-K flash-decoding kernel for one query
+ *     over a long cache, and a plain f32 kernel for any other shape.
+ *   - memory: alloc() is cudaMalloc; the workspaces (cuBLAS 32 MiB, bf16 x 64 MiB,
+ *     attention partials 8 MiB) are made here, once, with fixed sizes; an op that would
+ *     need more runs in pieces (row blocks, fewer splits), so no op ever allocates.
+ *   - errors: every CUDA call goes through CUDA_TRY, which records
+ *     "file:line expr: message"; after a CUDA failure the context is broken and every
+ *     later call returns VLM_EBACKEND with that message (the daemon then restarts).
+ *     Bad row indices found by a kernel are reported by the next get/synchronize as
+ *     VLM_ERANGE (a mapped host word, no extra copy).  Out of device memory in alloc()
+ *     returns NULL with a message naming what was asked and what was free.
+ *   - everything runs on one non-blocking stream; set() is an async copy from pageable
+ *     memory (the driver stages it, so the caller may reuse its buffer at once); get()
+ *     and synchronize() wait for the stream.
+ * Not for: batching several streams, CUDA graphs, on-device sampling (not built yet).
+ * Thread: one caller at a time; each entry point selects the device first, so the
+ * backend may be created on one thread and used on another.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common.cuh"
+#include "vlm_cuda.h"
+
+#define BLAS_WS_BYTES ((size_t)32 << 20)  /* cuBLAS' recommendation for Hopper */
+#define XBF_BYTES ((size_t)64 << 20)      /* x as bf16: [745, 18944] in one block */
+#define ATT_WS_BYTES ((size_t)8 << 20)    /* split-K partials: 7B decode needs ~1 MB */
+
+static cuda_ctx *ctx_of(vlm_backend *be) {
+    return (cuda_ctx *)be->ctx;
+}
+
+int cuda_fail(cuda_ctx *cx, const char *file, int line, const char *expr, const char *msg) {
+    if (!cx->broken) { /* keep the first failure: later ones are its consequences */
+        snprintf(cx->last_error, sizeof cx->last_error, "%s:%d %s: %s", file, line, expr, msg);
+        vlm__log(VLM_LOG_ERROR, "backend cuda: %s; the backend is unusable from now on",
+                 cx->last_error);
+    }
+    cx->broken = true;
+    return VLM_EBACKEND;
+}
+
+int cuda_error(cuda_ctx *cx, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cx->last_error, sizeof cx->last_error, fmt, ap);
+    va_end(ap);
+    vlm__log(VLM_LOG_ERROR, "backend cuda: %s", cx->last_error);
+    return code;
+}
+
+/* Refuse work once broken; otherwise make this thread's current device ours. */
+static int enter(cuda_ctx *cx) {
+    if (cx->broken) return VLM_EBACKEND;
+    CUDA_TRY(cudaSetDevice(cx->device));
+    return 0;
+}
+
+/* A row-index fault reported by a kernel since the last check, as VLM_ERANGE. */
+static int take_fault(cuda_ctx *cx) {
+    int f = *(volatile int *)cx->fault_host;
+    if (f == CUDA_FAULT_NONE) return 0;
+    *(volatile int *)cx->fault_host = CUDA_FAULT_NONE;
+    return cuda_error(cx, VLM_ERANGE, "%s: a row index was out of range (that row was %s)",
+                      f == CUDA_FAULT_GET_ROWS ? "get_rows" : "set_rows",
+                      f == CUDA_FAULT_GET_ROWS ? "zero-filled" : "skipped");
+}
+
+static void *cuda_alloc(vlm_backend *be, size_t size) {
+    cuda_ctx *cx = ctx_of(be);
+    if (enter(cx)) return NULL;
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, size);
+    if (e == cudaSuccess) return p;
+    if (e != cudaErrorMemoryAllocation) {
+        cuda_fail(cx, __FILE__, __LINE__, "cudaMalloc(&p, size)", cudaGetErrorString(e));
+        return NULL;
+    }
+    (void)cudaGetLastError(); /* out of memory is not sticky: clear it */
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    cuda_error(cx, VLM_ENOMEM, "out of device memory on GPU %d (%s): need %.1f MiB, %.1f MiB "
+               "free of %.1f MiB", cx->device, cx->gpu, (double)size / 1048576.0,
+               (double)free_b / 1048576.0, (double)total_b / 1048576.0);
+    return NULL;
+}
+
+static void cuda_free_buffer(vlm_backend *be, void *ptr) {
+    cuda_ctx *cx = ctx_of(be);
+    if (!ptr) return;
+    cudaSetDevice(cx->device);
+    /* a failure here means the context is already broken: nothing more to report */
+    if (cudaFree(ptr) != cudaSuccess) (void)cudaGetLastError();
+}
+
+static int cuda_set(vlm_backend *be, void *dst, const void *src, size_t n) {
+    cuda_ctx *cx = ctx_of(be);
+    int rc = enter(cx);
+    if (rc || n == 0) return rc;
+    CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, cx->stream));
+    return 0;
+}
+
+static int cuda_get(vlm_backend *be, void *dst, const void *src, size_t n) {
+    cuda_ctx *cx = ctx_of(be);
+    int rc = enter(cx);
+    if (rc) return rc;
+    if (n) CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, cx->stream));
+    CUDA_TRY(cudaStreamSynchronize(cx->stream));
+    return take_fault(cx);
+}
+
+static int cuda_synchronize(vlm_backend *be) {
+    cuda_ctx *cx = ctx_of(be);
+    int rc = enter(cx);
+    if (rc) return rc;
+    CUDA_TRY(cudaStreamSynchronize(cx->stream));
+    return take_fault(cx);
+}
+
+static bool all_f32(const vlm_op *op, int n_src) {
+    for (int i = 0; i < n_src; i++)
+        if (op->src[i].data && op->src[i].dtype != VLM_F32) return false;
+    return true;
+}
+
+static bool cuda_supports_op(vlm_backend *be, const vlm_op *op) {
+    cuda_ctx *cx = ctx_of(be);
+    if (op->out.dtype != VLM_F32) return false;
+    switch (op->kind) {
+    case VLM_OP_MATMUL: return cuda_matmul_supported(cx, op);
+    case VLM_OP_RMS_NORM:
+        return op->src[0].dtype == VLM_F32 &&
+               (op->src[1].dtype == VLM_BF16 || op->src[1].dtype == VLM_F32);
+    case VLM_OP_ADD:
+    case VLM_OP_SWIGLU:
+    case VLM_OP_GELU:
+    case VLM_OP_ROPE: return all_f32(op, 3);
+    case VLM_OP_ATTENTION:
+        return all_f32(op, 3) && (!op->src[3].data || op->src[3].dtype == VLM_I32) &&
+               cuda_attention_supported(op);
+    case VLM_OP_GET_ROWS:
+        return (op->src[0].dtype == VLM_F32 || op->src[0].dtype == VLM_BF16 ||
+                op->src[0].dtype == VLM_F16) && op->src[1].dtype == VLM_I32;
+    case VLM_OP_SET_ROWS: return op->src[0].dtype == VLM_F32 && op->src[1].dtype == VLM_I32;
+    case VLM_OP_COUNT: break;
+    }
+    return false;
+}
+
+static int cuda_compute(vlm_backend *be, const vlm_op *op) {
+    cuda_ctx *cx = ctx_of(be);
+    int rc = enter(cx);
+    if (rc) return rc;
+    if (vlm_tensor_numel(op->out) == 0) return 0;
+    cudaStream_t st = cx->stream;
+    switch (op->kind) {
+    case VLM_OP_MATMUL: return cuda_matmul(cx, st, op);
+    case VLM_OP_RMS_NORM: return cuda_rms_norm(cx, st, op);
+    case VLM_OP_ADD:
+    case VLM_OP_SWIGLU:
+    case VLM_OP_GELU: return cuda_elementwise(cx, st, op);
+    case VLM_OP_ROPE: return cuda_rope(cx, st, op);
+    case VLM_OP_ATTENTION: return cuda_attention(cx, st, op);
+    case VLM_OP_GET_ROWS: return cuda_get_rows(cx, st, op);
+    case VLM_OP_SET_ROWS: return cuda_set_rows(cx, st, op);
+    case VLM_OP_COUNT: break;
+    }
+    return cuda_error(cx, VLM_EUNSUPPORTED, "op %s unknown", vlm_op_name(op->kind));
+}
+
+static const char *cuda_last_error(vlm_backend *be) {
+    return ctx_of(be)->last_error;
+}
+
+/* Release everything the context owns (any subset may exist). */
+static void ctx_release(cuda_ctx *cx) {
+    if (!cx) return;
+    cudaSetDevice(cx->device);
+    if (cx->stream) cudaStreamSynchronize(cx->stream);
+    if (cx->blas) cublasDestroy(cx->blas);
+    cudaFree(cx->blas_ws);
+    cudaFree(cx->xbf);
+    cudaFree(cx->att_ws);
+    if (cx->fault_host) cudaFreeHost(cx->fault_host);
+    if (cx->stream) cudaStreamDestroy(cx->stream);
+    (void)cudaGetLastError();
+    free(cx);
+}
+
+static void cuda_free(vlm_backend *be) {
+    ctx_release(ctx_of(be));
+    free(be);
+}
+
+static const vlm_backend_i cuda_iface = {
+    /* .name = */ "cuda",
+    /* .weight_dtype = */ VLM_BF16,
+    /* .free = */ cuda_free,
+    /* .alloc = */ cuda_alloc,
+    /* .free_buffer = */ cuda_free_buffer,
+    /* .set = */ cuda_set,
+    /* .get = */ cuda_get,
+    /* .supports_op = */ cuda_supports_op,
+    /* .compute = */ cuda_compute,
+    /* .synchronize = */ cuda_synchronize,
+    /* .last_error = */ cuda_last_error,
+};
+
+/* Setup failures before the context exists: message into err, code returned. */
+#define SETUP_TRY(expr, what)                                                              \
+    do {                                                                                   \
+        cudaError_t e_ = (expr);                                                           \
+        if (e_ != cudaSuccess) {                                                           \
+            rc = vlm__errf(err, VLM_EBACKEND, "backend 'cuda': GPU %d (%s): %s: %s",       \
+                           device, cx->gpu, what, cudaGetErrorString(e_));                 \
+            goto fail;                                                                     \
+        }                                                                                  \
+    } while (0)
+
+/* Create the CUDA backend on `device`.  Fails with a message in err when there is no
+ * usable device (no driver, no GPU), the GPU is older than sm_80, or setup runs out of
+ * memory.  Returns 0 and *out, or a negative code. */
+extern "C" int vlm_backend_cuda_new(int device, vlm_backend **out, char *err) {
+    *out = NULL;
+    int count = 0; /* left untouched when there is no driver (PLATFORM.md) */
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+        (void)cudaGetLastError();
+        return vlm__errf(err, VLM_ENOTFOUND, "backend 'cuda': no usable CUDA device (%s%s)",
+                         e == cudaSuccess ? "no GPU found" : "cudaGetDeviceCount: ",
+                         e == cudaErrorInsufficientDriver
+                             ? "no NVIDIA driver, or one too old for this CUDA build"
+                             : e == cudaSuccess ? "" : cudaGetErrorString(e));
+    }
+    if (device < 0 || device >= count)
+        return vlm__errf(err, VLM_EINVAL, "backend 'cuda': device %d does not exist (%d found)",
+                         device, count);
+    cudaDeviceProp prop;
+    e = cudaGetDeviceProperties(&prop, device);
+    if (e != cudaSuccess)
+        return vlm__errf(err, VLM_EBACKEND, "backend 'cuda': GPU %d: cudaGetDeviceProperties: %s",
+                         device, cudaGetErrorString(e));
+    if (prop.major < 8)
+        return vlm__errf(err, VLM_EUNSUPPORTED, "backend 'cuda': GPU %d (%s) has compute "
+                         "capability %d.%d; this build needs 8.0 or newer (it has code for "
+                         "sm_80, sm_86, sm_89 and sm_90)", device, prop.name, prop.major,
+                         prop.minor);
+
+    int rc = 0;
+    const char *env = getenv("VLM_CUDA_ATTN");
+    vlm_backend *be = (vlm_backend *)calloc(1, sizeof *be);
+    cuda_ctx *cx = (cuda_ctx *)calloc(1, sizeof *cx);
+    if (!be || !cx) {
+        free(be);
+        free(cx);
+        return vlm__errf(err, VLM_ENOMEM, "backend 'cuda': out of memory");
+    }
+    cx->device = device;
+    snprintf(cx->gpu, sizeof cx->gpu, "%s", prop.name);
+    cx->cc_major = prop.major;
+    cx->cc_minor = prop.minor;
+    cx->n_sm = prop.multiProcessorCount;
+    cx->attn_impl = env && !strcmp(env, "simt") ? CUDA_ATTN_SIMT : CUDA_ATTN_AUTO;
+
+    SETUP_TRY(cudaSetDevice(device), "cudaSetDevice");
+    SETUP_TRY(cudaStreamCreateWithFlags(&cx->stream, cudaStreamNonBlocking), "creating a stream");
+    {
+        cublasStatus_t s = cublasCreate(&cx->blas);
+        if (s != CUBLAS_STATUS_SUCCESS) {
+            cx->blas = NULL;
+            rc = vlm__errf(err, VLM_EBACKEND, "backend 'cuda': GPU %d (%s): cublasCreate: %s",
+                           device, cx->gpu, cublasGetStatusString(s));
+            goto fail;
+        }
+    }
+    {
+        size_t free_b = 0, total_b = 0;
+        size_t need = BLAS_WS_BYTES + XBF_BYTES + ATT_WS_BYTES;
+        cudaMemGetInfo(&free_b, &total_b);
+        cudaError_t e1 = cudaMalloc(&cx->blas_ws, BLAS_WS_BYTES);
+        cudaError_t e2 = e1 ? e1 : cudaMalloc((void **)&cx->xbf, XBF_BYTES);
+        cudaError_t e3 = e2 ? e2 : cudaMalloc((void **)&cx->att_ws, ATT_WS_BYTES);
+        if (e3 != cudaSuccess) {
+            (void)cudaGetLastError();
+            rc = vlm__errf(err, VLM_ENOMEM, "backend 'cuda': GPU %d (%s): cannot allocate the "
+                           "%.0f MiB of workspaces: %.1f MiB free of %.1f MiB (%s)", device,
+                           cx->gpu, (double)need / 1048576.0, (double)free_b / 1048576.0,
+                           (double)total_b / 1048576.0, cudaGetErrorString(e3));
+            goto fail;
+        }
+        cx->blas_ws_bytes = BLAS_WS_BYTES;
+        cx->xbf_elems = (int64_t)(XBF_BYTES / sizeof(__nv_bfloat16));
+        cx->att_ws_floats = (int64_t)(ATT_WS_BYTES / sizeof(float));
+    }
+    {
+        /* setting the stream resets the workspace, so the stream goes first */
+        cublasStatus_t s = cublasSetStream(cx->blas, cx->stream);
+        if (s == CUBLAS_STATUS_SUCCESS)
+            s = cublasSetWorkspace(cx->blas, cx->blas_ws, cx->blas_ws_bytes);
+        if (s != CUBLAS_STATUS_SUCCESS) {
+            rc = vlm__errf(err, VLM_EBACKEND, "backend 'cuda': GPU %d (%s): cuBLAS setup: %s",
+                           device, cx->gpu, cublasGetStatusString(s));
+            goto fail;
+        }
+    }
+    SETUP_TRY(cudaHostAlloc((void **)&cx->fault_host, sizeof(int), cudaHostAllocMapped),
+              "allocating the fault word");
+    *cx->fault_host = CUDA_FAULT_NONE;
+    SETUP_TRY(cudaHostGetDevicePointer((void **)&cx->fault_dev, cx->fault_host, 0),
+              "mapping the fault word");
+
+    be->iface = &cuda_iface;
+    be->ctx = cx;
+    vlm__log(VLM_LOG_INFO, "backend cuda: GPU %d (%s, sm_%d%d, %d SMs, %.1f GiB)%s", device,
+             cx->gpu, cx->cc_major, cx->cc_minor, cx->n_sm,
+             (double)prop.totalGlobalMem / 1073741824.0,
+             cx->attn_impl == CUDA_ATTN_SIMT ? "; attention: simt (VLM_CUDA_ATTN)" : "");
+    *out = be;
+    return 0;
+
+fail:
+    ctx_release(cx);
+    free(be);
+    return rc;
+}

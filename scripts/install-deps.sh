@@ -18,7 +18,14 @@ PKGS=(
   libavcodec-dev libavformat-dev libswscale-dev libavutil-dev ffmpeg
   # tests and reference scripts (Debian's Python: /usr/bin/python3)
   xz-utils python3-numpy python3-pil python3-jsonschema python3-websockets
+  # the default model's tests: held-out clips rendered through GStreamer's Python
+  # bindings; the C-vs-PyTorch logits check (python3-torch, ~40 MB of .debs with its libs)
+  python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 python3-torch
   prometheus  # promtool check metrics
+  # WHIP, SRT and web-page tests: a webrtcbin publisher (python3-gi + GstWebRTC/GstSdp
+  # typelibs), network namespaces with a veth pair (iproute2; unshare is util-linux),
+  # headless Chromium for the overlay and the dashboard
+  python3-gi gir1.2-gst-plugins-bad-1.0 iproute2 util-linux chromium
 )
 
 missing=()

@@ -53,6 +53,7 @@ typedef enum key_type {
     T_INT,     /* int64_t, [min, max]; JSON integers and integral reals */
     T_NUMBER,  /* double, [min, max] */
     T_ENUM,    /* an enum stored as int; JSON: one of names[] (the value is the index) */
+    T_BOOL,    /* bool; JSON true or false */
     T_STRING,  /* char[size], at least min bytes */
     T_TOKEN,   /* char[size] of printable ASCII without spaces (an HTTP bearer token) */
     T_LISTEN,  /* "HOST:PORT" into listen, listen_host and listen_port */
@@ -77,6 +78,7 @@ static const char *const loglevel_names[] = {"error", "warn", "info", "debug", N
 
 _Static_assert(sizeof(config_backend) == sizeof(int), "T_ENUM fields are stored as int");
 _Static_assert(sizeof(log_level) == sizeof(int), "T_ENUM fields are stored as int");
+_Static_assert(sizeof(((config *)0)->whip.allow_create) == sizeof(bool), "T_BOOL fields are bool");
 
 #define FIELD(f) offsetof(config, f), sizeof(((config *)0)->f)
 #define RELOAD true
@@ -123,6 +125,16 @@ static const config_key keys[] = {
      PUBLIC, "cap of the doubling reconnect delay (>= reconnect_min_s)"},
     {"ingest.latency_ms", T_INT, FIELD(ingest.latency_ms), "200", 0, 10000, NULL, RELOAD, PUBLIC,
      "jitter buffer for RTSP and SRT sources"},
+    {"whip.stun_server", T_STRING, FIELD(whip.stun_server), "", 0, 0, NULL, RELOAD, PUBLIC,
+     "STUN server for WHIP sessions started after, stun://HOST:PORT; \"\": none"},
+    {"whip.turn_server", T_STRING, FIELD(whip.turn_server), "", 0, 0, NULL, RELOAD, SECRET,
+     "TURN server for WHIP sessions, turn://USER:PASS@HOST:PORT (or turns://); \"\": none"},
+    {"whip.port_min", T_INT, FIELD(whip.port_min), "0", 0, 65535, NULL, RELOAD, PUBLIC,
+     "lowest UDP port of WHIP sessions' ICE candidates; 0: no bound"},
+    {"whip.port_max", T_INT, FIELD(whip.port_max), "0", 0, 65535, NULL, RELOAD, PUBLIC,
+     "highest UDP port of WHIP sessions' ICE candidates (>= port_min); 0: no bound"},
+    {"whip.allow_create", T_BOOL, FIELD(whip.allow_create), "true", 0, 0, NULL, RELOAD, PUBLIC,
+     "a WHIP publisher may create its stream (else the stream must exist with source whip:)"},
     {"streams", T_STREAMS, FIELD(streams), "[]", 0, 0, NULL, RELOAD, PUBLIC,
      "streams started at boot: [{\"id\", \"source\", \"query\"?, \"previous_text\"?}]"},
 };
@@ -267,6 +279,9 @@ static void expect(const config_key *k, char *buf, size_t cap) {
             n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", k->names[i]);
         break;
     }
+    case T_BOOL:
+        snprintf(buf, cap, "true or false");
+        break;
     case T_STRING:
         snprintf(buf, cap, "a %sstring of at most %zu bytes", k->min > 0 ? "non-empty " : "",
                  k->size - 1);
@@ -624,6 +639,10 @@ static int apply_json(config *c, const config_key *k, const char *path, const js
         }
         return bad_value(k, path, v, err);
     }
+    case T_BOOL:
+        if (!json_is_boolean(v)) return bad_value(k, path, v, err);
+        *AT(c, k, bool) = json_is_true(v);
+        return CONFIG_OK;
     case T_STRING:
     case T_TOKEN: {
         size_t n = json_string_length(v);
@@ -704,6 +723,9 @@ void config_init_defaults(config *c) {
             for (int j = 0; k->names[j]; j++)
                 if (strcmp(k->names[j], k->dflt) == 0) *AT(c, k, int) = j;
             break;
+        case T_BOOL:
+            *AT(c, k, bool) = strcmp(k->dflt, "true") == 0;
+            break;
         case T_STRING:
         case T_TOKEN:
             snprintf(AT(c, k, char), k->size, "%s", k->dflt);
@@ -724,6 +746,22 @@ void config_deinit(config *c) {
     memset(c, 0, sizeof *c);
 }
 
+/* url starts with one of the schemes and has a HOST:PORT after it (webrtcbin's format). */
+static bool ice_url_ok(const char *url, const char *scheme, const char *scheme2) {
+    size_t n = strlen(scheme);
+    if (strncmp(url, scheme, n) != 0) {
+        if (!scheme2 || strncmp(url, scheme2, strlen(scheme2)) != 0) return false;
+        n = strlen(scheme2);
+    }
+    const char *host = strrchr(url + n, '@');
+    host = host ? host + 1 : url + n;
+    const char *colon = strrchr(host, ':');
+    if (!colon || colon == host) return false;
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f) return false;
+    return all_digits(colon + 1, strlen(colon + 1), 5);
+}
+
 static int validate(const config *c, char *err) {
     if (c->n_streams > c->max_streams)
         return fail(err, CONFIG_EINVAL,
@@ -735,6 +773,17 @@ static int validate(const config *c, char *err) {
                     "'ingest.reconnect_max_s' (%.15g) must be >= "
                     "'ingest.reconnect_min_s' (%.15g)",
                     c->ingest.reconnect_max_s, c->ingest.reconnect_min_s);
+    if (c->whip.port_max && c->whip.port_max < c->whip.port_min)
+        return fail(err, CONFIG_EINVAL,
+                    "'whip.port_max' (%" PRId64 ") must be >= 'whip.port_min' (%" PRId64 ") or 0",
+                    c->whip.port_max, c->whip.port_min);
+    if (c->whip.stun_server[0] && !ice_url_ok(c->whip.stun_server, "stun://", NULL))
+        return fail(err, CONFIG_EINVAL,
+                    "'whip.stun_server' must be stun://HOST:PORT, got \"%.64s\"",
+                    c->whip.stun_server);
+    if (c->whip.turn_server[0] && !ice_url_ok(c->whip.turn_server, "turn://", "turns://"))
+        return fail(err, CONFIG_EINVAL,
+                    "'whip.turn_server' must be turn://USER:PASSWORD@HOST:PORT or turns://...");
     return CONFIG_OK;
 }
 
@@ -868,6 +917,8 @@ static int set(config *c, const char *key, const char *value, char *err) {
         v = json_integer(i);
     } else if (k->type == T_NUMBER && parse_number(value, &d)) {
         v = json_real(d);
+    } else if (k->type == T_BOOL && (!strcmp(value, "true") || !strcmp(value, "false"))) {
+        v = json_boolean(value[0] == 't');
     } else if (k->type == T_STREAMS) {
         json_error_t je;
         v = json_loads(value, LOAD_FLAGS, &je);
@@ -906,6 +957,8 @@ static bool key_equal(const config_key *k, const config *a, const config *b) {
         return *AT_CONST(a, k, double) == *AT_CONST(b, k, double);
     case T_ENUM:
         return *AT_CONST(a, k, int) == *AT_CONST(b, k, int);
+    case T_BOOL:
+        return *AT_CONST(a, k, bool) == *AT_CONST(b, k, bool);
     case T_STRING:
     case T_TOKEN:
         return strcmp(AT_CONST(a, k, char), AT_CONST(b, k, char)) == 0;
@@ -963,6 +1016,8 @@ static json_t *key_json(const config_key *k, const config *c) {
             n++;
         return json_string(v >= 0 && v < n ? k->names[v] : "?");
     }
+    case T_BOOL:
+        return json_boolean(*AT_CONST(c, k, bool));
     case T_STRING:
     case T_TOKEN: {
         const char *s = AT_CONST(c, k, char);
@@ -1024,6 +1079,9 @@ static void type_text(const config_key *k, char *buf, size_t cap) {
             n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? "|" : "", k->names[i]);
         break;
     }
+    case T_BOOL:
+        snprintf(buf, cap, "bool");
+        break;
     case T_STRING:
     case T_TOKEN:
         snprintf(buf, cap, "string");

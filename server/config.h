@@ -5,7 +5,7 @@
  * do; the same table drives defaults, parsing, the error messages, config_set,
  * config_print, config_help and the reload check, so they cannot disagree.
  *
- * The file is one JSON object; "policy", "ws" and "ingest" are nested objects whose keys
+ * The file is one JSON object; "policy", "ws", "ingest" and "whip" are nested objects whose keys
  * are named with dots here ("policy.text_rounds").  Every key is optional (absent keys keep
  * their default).  Loading rejects, with the JSON path of the key in err:
  *     config: 'policy.text_rounds' must be an integer in [1, 4096], got 0
@@ -38,6 +38,7 @@
 #define CONFIG_TOKEN_MAX 255   /* bearer token: printable ASCII, no spaces */
 #define CONFIG_ID_MAX 64       /* stream ids: 1..64 characters of [A-Za-z0-9_-] */
 #define CONFIG_TEXT_MAX 4096   /* bytes of a stream's query and previous_text */
+#define CONFIG_URL_SIZE 512    /* whip.stun_server, whip.turn_server and their NUL */
 
 #define CONFIG_ERRNO_MAP(X)                                                                        \
     X(EINVAL, -1, "invalid config")                                                                \
@@ -94,6 +95,15 @@ typedef struct config_ingest {
     int64_t latency_ms;     /* jitter buffer for RTSP/SRT */
 } config_ingest;
 
+/* WHIP ingest (WebRTC publishers such as OBS): ICE servers, the UDP ports its ICE agents
+ * use, and whether a publisher may create its stream. */
+typedef struct config_whip {
+    char stun_server[CONFIG_URL_SIZE]; /* "stun://HOST:PORT" or "" (none) */
+    char turn_server[CONFIG_URL_SIZE]; /* "turn(s)://USER:PASS@HOST:PORT" or "" (secret) */
+    int64_t port_min, port_max;        /* UDP port range of the ICE agents; 0, 0: any */
+    bool allow_create;                 /* POST /v1/whip/ID may create stream ID */
+} config_whip;
+
 typedef struct config {
     char listen[CONFIG_LISTEN_SIZE];      /* "HOST:PORT" or "[V6]:PORT", as written */
     char listen_host[CONFIG_LISTEN_SIZE]; /* HOST without brackets: "127.0.0.1", "::1" */
@@ -108,6 +118,7 @@ typedef struct config {
     config_policy policy;
     config_ws ws;
     config_ingest ingest;
+    config_whip whip;
     config_stream *streams; /* owned, n_streams of them (NULL when 0) */
     int64_t n_streams;      /* <= max_streams */
 } config;
@@ -137,7 +148,8 @@ int config_load_file(const char *path, config *out, char *err);
  * CONFIG_EINVAL (unknown key or bad value) or CONFIG_ENOMEM.  Runs on: any. */
 int config_set(config *c, const char *key, const char *value, char *err);
 
-/* The checks that span keys: streams <= max_streams, reconnect_max_s >= reconnect_min_s.
+/* The checks that span keys: streams <= max_streams, reconnect_max_s >= reconnect_min_s,
+ * whip.port_max >= whip.port_min (unless both are 0), and the ICE server URLs' schemes.
  * Returns 0 or CONFIG_EINVAL.  Runs on: any. */
 int config_validate(const config *c, char *err);
 

@@ -10,11 +10,19 @@
  *   DELETE /v1/streams/ID             204
  *   PUT  /v1/streams/ID/query         query_update -> 200 stream_info (also PATCH /v1/streams/ID)
  *   GET  /v1/streams/ID/captions.vtt  the recent commentary as WebVTT
+ *   GET  /v1/streams/ID/snapshot.jpg  the latest frame (JPEG; 404 before the first)
  *   WS   /v1/streams/ID/events (?since=SEQ)  events (ws.c)
+ *   POST /v1/whip/ID · DELETE /v1/whip/ID/SESSION   WHIP ingest (whip.c; the answer to a
+ *                                     POST is deferred until ICE gathering completes)
+ *   GET  /                            the dashboard (web/index.html)
+ *   GET  /overlay/ID                  the caption overlay for OBS (web/overlay.html)
+ *   GET  /web/NAME                    the pages' scripts and styles (web/, compiled in)
  * With a token configured, everything under /v1/ needs `Authorization: Bearer TOKEN` (or ?token=TOKEN,
- * for browsers' WebSockets); /health, /ready and /metrics stay open.
+ * for browsers' WebSockets); /health, /ready, /metrics and the pages stay open (the pages
+ * hold no data: their scripts call /v1/ with the token the user gives them).
  * Every request is answered from the writeable callback (headers, then body), so a
- * response never blocks the loop.  Runs on: loop.
+ * response never blocks the loop; a deferred one (WHIP) keeps the request's wsi until
+ * http_reply_later() or CLOSED_HTTP.  Runs on: loop.
  */
 #include "http.h"
 
@@ -30,6 +38,8 @@
 #include "metrics.h"
 #include "stream.h"
 #include "vtt.h"
+#include "web/assets.h"
+#include "whip.h"
 #include "ws.h"
 
 #define MAX_BODY (64 * 1024)
@@ -48,6 +58,10 @@ typedef struct http_session {
     char *resp;
     size_t resp_len;
     char location[256];
+    struct {
+        const char *name, *value;
+    } hdr[5]; /* extra headers (static strings) */
+    int n_hdr;
     int phase; /* 0: headers next, 1: body next */
     ws_client *ws;
 } http_session;
@@ -86,6 +100,14 @@ static bool authorized(struct lws *wsi) {
     char q[300];
     const char *v = lws_get_urlarg_by_name(wsi, "token=", q, sizeof q);
     return v && same_secret(v, token);
+}
+
+static void add_header(http_session *pss, const char *name, const char *value) {
+    if (pss->n_hdr < (int)(sizeof pss->hdr / sizeof pss->hdr[0])) {
+        pss->hdr[pss->n_hdr].name = name;
+        pss->hdr[pss->n_hdr].value = value;
+        pss->n_hdr++;
+    }
 }
 
 static void respond(http_session *pss, int status, const char *ctype, char *body, size_t len) {
@@ -259,11 +281,61 @@ static void route_streams(struct lws *wsi, http_session *pss) {
         stream_history_since(s, 0, vtt_add, f);
         fclose(f);
         respond(pss, 200, "text/vtt; charset=utf-8", text, len);
+    } else if (!strcmp(rest, "/snapshot.jpg") && pss->method == M_GET) {
+        const uint8_t *jpeg;
+        size_t len;
+        int rc = stream_snapshot_jpeg(s, &jpeg, &len);
+        char *copy = rc == 0 ? malloc(len) : NULL;
+        if (copy) {
+            memcpy(copy, jpeg, len);
+            respond(pss, 200, "image/jpeg", copy, len);
+        } else if (rc == UV_EAGAIN) {
+            respond_error(pss, 404, "stream '%s' has no frame yet", s->id);
+        } else {
+            respond_error(pss, 500, "stream '%s': cannot encode the snapshot", s->id);
+        }
     } else if (!strcmp(rest, "/events")) {
         respond_error(pss, 426, "%s is a WebSocket endpoint: upgrade required", pss->path);
     } else {
         respond_error(pss, 404, "%s: no such resource", pss->path);
     }
+}
+
+/* A page or asset compiled in from web/: 200 with a copy, or 404. */
+static void respond_asset(http_session *pss, const char *name) {
+    const web_asset *w = NULL;
+    for (size_t i = 0; i < web_n_assets; i++)
+        if (!strcmp(web_assets[i].name, name)) w = &web_assets[i];
+    if (!w || (pss->method != M_GET)) {
+        respond_error(pss, w ? 405 : 404, "%s: %s", pss->path, w ? "use GET" : "no such resource");
+        return;
+    }
+    char *copy = malloc(w->len ? w->len : 1);
+    if (!copy) {
+        respond_error(pss, 500, "out of memory");
+        return;
+    }
+    memcpy(copy, w->data, w->len);
+    respond(pss, 200, w->ctype, copy, w->len);
+    add_header(pss, "x-content-type-options:", "nosniff");
+}
+
+static const char *method_name(int m) {
+    static const char *names[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"};
+    return names[m];
+}
+
+/* /v1/whip/…: whip.c answers now or later (http_reply_later). */
+static void route_whip(struct lws *wsi, http_session *pss) {
+    char ctype[128] = "";
+    lws_hdr_copy(wsi, ctype, sizeof ctype, WSI_TOKEN_HTTP_CONTENT_TYPE);
+    whip_response r;
+    int rc = whip_request(g_app, wsi, method_name(pss->method), pss->path, ctype, pss->body,
+                          pss->body_len, &r);
+    if (rc == WHIP_DEFERRED) return; /* pss->status stays 0: nothing to write yet */
+    respond(pss, r.status, r.ctype, r.body, r.len);
+    if (r.location[0]) snprintf(pss->location, sizeof pss->location, "%s", r.location);
+    add_header(pss, "access-control-allow-origin:", "*");
 }
 
 static void route(struct lws *wsi, http_session *pss) {
@@ -294,9 +366,38 @@ static void route(struct lws *wsi, http_session *pss) {
             return;
         }
         route_streams(wsi, pss);
+    } else if (!strncmp(pss->path, "/v1/whip/", 9)) {
+        if (!authorized(wsi)) {
+            respond_error(pss, 401, "missing or wrong bearer token");
+            add_header(pss, "access-control-allow-origin:", "*");
+            return;
+        }
+        route_whip(wsi, pss);
+    } else if (!strcmp(pss->path, "/") || !strcmp(pss->path, "/index.html")) {
+        respond_asset(pss, "index.html");
+    } else if (!strncmp(pss->path, "/overlay/", 9) && pss->path[9] && !strchr(pss->path + 9, '/')) {
+        respond_asset(pss, "overlay.html");
+    } else if (!strncmp(pss->path, "/web/", 5) && pss->path[5] && !strchr(pss->path + 5, '/') &&
+               strcmp(pss->path + 5, "index.html") && strcmp(pss->path + 5, "overlay.html")) {
+        respond_asset(pss, pss->path + 5);
     } else {
         respond_error(pss, 404, "%s: no such resource", pss->path);
     }
+}
+
+void http_reply_later(void *conn, int status, const char *ctype, char *body, size_t len,
+                      const char *location) {
+    struct lws *wsi = conn;
+    http_session *pss = wsi ? lws_wsi_user(wsi) : NULL;
+    if (!pss) {
+        free(body);
+        return;
+    }
+    respond(pss, status, ctype, body, len);
+    if (location) snprintf(pss->location, sizeof pss->location, "%s", location);
+    add_header(pss, "access-control-allow-origin:", "*");
+    if (location) add_header(pss, "access-control-expose-headers:", "Location");
+    lws_callback_on_writable(wsi);
 }
 
 /* ---- lws callback ---- */
@@ -322,6 +423,11 @@ static int write_response(struct lws *wsi, http_session *pss) {
         if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                          (const unsigned char *)"no-store", 8, &p, end))
             return -1;
+        for (int i = 0; i < pss->n_hdr; i++)
+            if (lws_add_http_header_by_name(wsi, (const unsigned char *)pss->hdr[i].name,
+                                            (const unsigned char *)pss->hdr[i].value,
+                                            (int)strlen(pss->hdr[i].value), &p, end))
+                return -1;
         if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
         pss->phase = 1;
         if (pss->resp_len) {
@@ -355,6 +461,13 @@ static int begin_request(struct lws *wsi, http_session *pss, const char *uri) {
     }
     if (pss->method == M_OPTIONS) {
         respond(pss, 204, "text/plain", NULL, 0);
+        if (!strncmp(pss->path, "/v1/whip/", 9)) { /* RFC 9725 §4.2; CORS preflight */
+            add_header(pss, "accept-post:", "application/sdp");
+            add_header(pss, "access-control-allow-origin:", "*");
+            add_header(pss, "access-control-allow-methods:", "POST, DELETE, OPTIONS");
+            add_header(pss, "access-control-allow-headers:", "Authorization, Content-Type");
+            add_header(pss, "access-control-expose-headers:", "Location");
+        }
     } else {
         route(wsi, pss);
     }
@@ -403,7 +516,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             char *b = realloc(pss->body, pss->body_len + len + 1);
             if (!b) return -1;
             pss->body = b;
-            memcpy(b + pss->body_len, in, len);
+            if (len) memcpy(b + pss->body_len, in, len); /* an empty body: in is NULL */
             pss->body_len += len;
             b[pss->body_len] = 0;
         }
@@ -455,6 +568,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (g_app) whip_conn_closed(g_app, wsi); /* a WHIP POST may wait on it */
         if (pss) {
             free(pss->body);
             free(pss->resp);

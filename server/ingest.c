@@ -9,7 +9,9 @@
  * main loop) and runs the backoff and watchdog timers.  GStreamer streaming threads run
  * the decimation probe, the dynamic pad linking and the appsink callback; they share
  * with the loop only atomics (stats, last-frame time) and the bus (an application
- * message "ingest-live" when a run delivers its first frame).
+ * message "ingest-live" when a run delivers its first frame).  For whip: runs, webrtcbin's
+ * own threads negotiate and report through the bus too ("ingest-whip-*", see the WHIP
+ * section): the loop alone reads the answer and tells the caller.
  *
  * Invariants.
  * * One persistent GstBus per ingest, set on every pipeline it builds (auto-flush off):
@@ -41,7 +43,10 @@
 
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
+#include <gst/sdp/sdp.h>
 #include <gst/video/video.h>
+#define GST_USE_UNSTABLE_API /* gst/webrtc: "unstable" in name only since 1.16 */
+#include <gst/webrtc/webrtc.h>
 
 #define INGEST_MARK_NS ((int64_t)500 * 1000 * 1000)          /* one decimation mark: 0.5 s */
 #define INGEST_BACKJUMP_NS ((int64_t)2 * 1000 * 1000 * 1000) /* PTS reset tolerance */
@@ -57,7 +62,10 @@ typedef enum ingest_kind {
     INGEST_KIND_FILE, /* uridecodebin, not live */
     INGEST_KIND_HTTP, /* uridecodebin, not live (VOD) */
     INGEST_KIND_V4L2, /* v4l2src → decodebin */
+    INGEST_KIND_WHIP, /* webrtcbin (one per publisher) → decodebin per video pad */
 } ingest_kind;
+
+#define INGEST_WHIP_GATHER_MS 5000 /* answer with the candidates found so far after this */
 
 /* Per pipeline run.  Written by the loop thread while no pipeline exists, else by the
  * streaming thread that feeds the tail (see the invariants on top). */
@@ -108,6 +116,16 @@ struct ingest {
     char last_warning[400];  /* the current run's last bus warning, or "" (fits in a detail) */
     int64_t warn_logged_us;  /* when a warning was last logged: at most one a second */
     int64_t warn_suppressed; /* warnings not logged since */
+
+    /* WHIP: ICE settings (copied), and the negotiation of the current run (loop) */
+    char *stun_server, *turn_server; /* NULL: none */
+    int64_t port_min, port_max;
+    GstElement *webrtc;         /* the current run's webrtcbin (borrowed), or NULL */
+    uint64_t whip_tag;          /* the caller's tag of the current run's offer, 0: none */
+    ingest_answer_cb answer_cb; /* set while an answer is owed */
+    void *answer_user;
+    bool whip_local_set; /* set-local-description done */
+    bool whip_gathered;  /* ICE gathering complete */
 
     /* shared with streaming threads */
     atomic_bool tail_linked;       /* a video pad is linked to the tail in this run */
@@ -281,6 +299,7 @@ static const struct ingest_scheme {
     {"file", INGEST_KIND_FILE, {"uridecodebin"}},
     {"v4l2", INGEST_KIND_V4L2, {"v4l2src", "decodebin"}},
     {"test", INGEST_KIND_TEST, {"videotestsrc"}},
+    {"whip", INGEST_KIND_WHIP, {"webrtcbin", "decodebin", "nicesrc"}},
 };
 
 /* Classifies in->source into in->kind/location/live/srt_listener and validates it.
@@ -313,7 +332,7 @@ static int ingest_parse_source(ingest *in, char *err) {
         if (!sc) {
             ingest_seterr(err,
                           "%s: unsupported scheme '%.*s' (supported: rtsp, rtsps, rtspt, srt, "
-                          "rtmp, rtmps, http, https, file, v4l2, test:, a file path, "
+                          "rtmp, rtmps, http, https, file, v4l2, test:, whip:, a file path, "
                           "/dev/videoN)",
                           d, (int)n, src);
             return UV_EINVAL;
@@ -341,6 +360,17 @@ static int ingest_parse_source(ingest *in, char *err) {
         if (!in->location) ingest_seterr(err, "%s: bad file path (%s)", d, ge ? ge->message : "?");
         g_clear_error(&ge);
         return in->location ? 0 : UV_EINVAL;
+    }
+    if (sc->kind == INGEST_KIND_WHIP) { /* the publisher brings everything in its offer */
+        if (src[n + 1]) {
+            ingest_seterr(err,
+                          "%s: whip: takes no parameters (publishers POST their offer to "
+                          "/v1/whip/ID)",
+                          d);
+            return UV_EINVAL;
+        }
+        in->location = g_strdup("");
+        return 0;
     }
     if (sc->kind == INGEST_KIND_TEST) { /* validate on a throwaway videotestsrc */
         in->location = g_strdup(src + n + 1);
@@ -399,6 +429,7 @@ static int ingest_parse_source(ingest *in, char *err) {
         }
         break;
     case INGEST_KIND_TEST:
+    case INGEST_KIND_WHIP: /* handled above */
         break;
     }
     if (rc == 0) in->location = g_strdup(sc->kind == INGEST_KIND_V4L2 ? path : src);
@@ -643,6 +674,251 @@ static void ingest_scene_cb(uv_timer_t *t) {
     ingest_apply_scene(in);
 }
 
+/* --- WHIP: one webrtcbin per publisher ------------------------------------------------ *
+ *
+ * ingest_whip_offer builds the run's pipeline (webrtcbin → a decodebin per video pad →
+ * the tail; audio pads → fakesink) and sets the publisher's offer.  webrtcbin's own thread
+ * then runs the promise chain set-remote-description → create-answer →
+ * set-local-description, each step from the previous one's change_func (never
+ * gst_promise_wait there: PLATFORM.md).  Those callbacks and the ICE notifications touch
+ * only the webrtcbin they were given (a reference the promise holds) and post application
+ * messages from it, which the loop reads off the bus (ingest_whip_message):
+ *   ingest-whip-local-set  the answer is the local description: ICE gathering runs
+ *   ingest-whip-gathered   ICE gathering is complete
+ *   ingest-whip-failed     reason: a step of the negotiation failed
+ *   ingest-whip-left       reason: ICE or the peer connection failed or closed
+ * No trickle: the answer is read from local-description (which carries the candidates)
+ * once gathering is complete, or INGEST_WHIP_GATHER_MS after the local description was
+ * set with the candidates found by then (a STUN/TURN server that never answers).
+ * A run that ends for any reason ends the ingest (ENDED): the next offer starts a new
+ * run, with stream time continuing as after a reconnect. */
+
+static void ingest_fail(ingest *in, const char *detail, bool eos);
+
+/* Runs on a webrtcbin thread.  Posts an ingest-whip-* message from wb to the loop. */
+static void ingest_whip_post(GstElement *wb, const char *name, const char *reason) {
+    GstStructure *st = gst_structure_new(name, "reason", G_TYPE_STRING, reason ? reason : "", NULL);
+    gst_element_post_message(wb, gst_message_new_application(GST_OBJECT(wb), st));
+}
+
+/* The error text of a promise's reply, or NULL when it succeeded (no reply structure,
+ * as set-*-description give on success, or one without an "error" field).  *ge is set to
+ * the GError to free, if any. */
+static const char *ingest_whip_reply_error(const GstStructure *r, GError **ge) {
+    *ge = NULL;
+    if (!r) return NULL;
+    if (gst_structure_has_field(r, "error") &&
+        gst_structure_get(r, "error", G_TYPE_ERROR, ge, NULL))
+        return *ge && (*ge)->message ? (*ge)->message : "error";
+    return NULL;
+}
+
+/* Runs on a webrtcbin thread: set-local-description answered. */
+static void ingest_whip_local_set_cb(GstPromise *p, gpointer user) {
+    GstElement *wb = user;
+    GError *ge;
+    const char *why = ingest_whip_reply_error(gst_promise_get_reply(p), &ge);
+    if (why) {
+        char reason[INGEST_DETAIL_LEN];
+        snprintf(reason, sizeof reason, "cannot set the answer: %s", why);
+        ingest_whip_post(wb, "ingest-whip-failed", reason);
+    } else {
+        ingest_whip_post(wb, "ingest-whip-local-set", NULL);
+    }
+    g_clear_error(&ge);
+    gst_promise_unref(p);
+}
+
+/* Runs on a webrtcbin thread: create-answer answered; set the answer as the local
+ * description (its promise's change_func goes on). */
+static void ingest_whip_answer_cb(GstPromise *p, gpointer user) {
+    GstElement *wb = user;
+    const GstStructure *r = gst_promise_get_reply(p);
+    GstWebRTCSessionDescription *answer = NULL;
+    GError *ge;
+    const char *why = ingest_whip_reply_error(r, &ge);
+    if (!why &&
+        !(r && gst_structure_get(r, "answer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &answer, NULL) &&
+          answer))
+        why = "no answer";
+    if (why) {
+        char reason[INGEST_DETAIL_LEN];
+        snprintf(reason, sizeof reason, "cannot answer the offer: %s", why);
+        ingest_whip_post(wb, "ingest-whip-failed", reason);
+    } else {
+        GstPromise *next = gst_promise_new_with_change_func(ingest_whip_local_set_cb,
+                                                            gst_object_ref(wb), gst_object_unref);
+        g_signal_emit_by_name(wb, "set-local-description", answer, next);
+        gst_webrtc_session_description_free(answer);
+    }
+    g_clear_error(&ge);
+    gst_promise_unref(p);
+}
+
+/* Runs on a webrtcbin thread: set-remote-description answered; create the answer. */
+static void ingest_whip_remote_set_cb(GstPromise *p, gpointer user) {
+    GstElement *wb = user;
+    GError *ge;
+    const char *why = ingest_whip_reply_error(gst_promise_get_reply(p), &ge);
+    if (why) {
+        char reason[INGEST_DETAIL_LEN];
+        snprintf(reason, sizeof reason, "the offer was refused: %s", why);
+        ingest_whip_post(wb, "ingest-whip-failed", reason);
+    } else {
+        GstPromise *next = gst_promise_new_with_change_func(ingest_whip_answer_cb,
+                                                            gst_object_ref(wb), gst_object_unref);
+        g_signal_emit_by_name(wb, "create-answer", NULL, next);
+    }
+    g_clear_error(&ge);
+    gst_promise_unref(p);
+}
+
+/* Runs on a webrtcbin thread: notify::ice-gathering-state. */
+static void ingest_whip_gathering_cb(GstElement *wb, GParamSpec *ps, gpointer user) {
+    (void)ps, (void)user;
+    GstWebRTCICEGatheringState st = GST_WEBRTC_ICE_GATHERING_STATE_NEW;
+    g_object_get(wb, "ice-gathering-state", &st, NULL);
+    if (st == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE)
+        ingest_whip_post(wb, "ingest-whip-gathered", NULL);
+}
+
+/* Runs on a webrtcbin thread: notify::ice-connection-state and notify::connection-state.
+ * Failed or closed means the publisher is gone (a publisher that just vanishes keeps
+ * ICE "connected": the stall watchdog ends that run). */
+static void ingest_whip_connection_cb(GstElement *wb, GParamSpec *ps, gpointer user) {
+    (void)user;
+    const char *why = NULL;
+    if (!strcmp(ps->name, "ice-connection-state")) {
+        GstWebRTCICEConnectionState st = GST_WEBRTC_ICE_CONNECTION_STATE_NEW;
+        g_object_get(wb, "ice-connection-state", &st, NULL);
+        if (st == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED)
+            why = "ICE failed";
+        else if (st == GST_WEBRTC_ICE_CONNECTION_STATE_CLOSED)
+            why = "ICE closed";
+    } else {
+        GstWebRTCPeerConnectionState st = GST_WEBRTC_PEER_CONNECTION_STATE_NEW;
+        g_object_get(wb, "connection-state", &st, NULL);
+        if (st == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED)
+            why = "the connection failed";
+        else if (st == GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED)
+            why = "the connection closed";
+    }
+    if (why) ingest_whip_post(wb, "ingest-whip-left", why);
+}
+
+/* Runs on a webrtcbin thread: a transceiver made for one of the offer's m-lines.  NACKs
+ * ask the publisher to resend lost packets (OBS and browsers offer "nack"). */
+static void ingest_whip_transceiver_cb(GstElement *wb, GstWebRTCRTPTransceiver *t, gpointer user) {
+    (void)wb, (void)user;
+    g_object_set(t, "do-nack", TRUE, NULL);
+}
+
+/* Session-level a=setup, a=ice-ufrag, a=ice-pwd and a=fingerprint copied into every
+ * m-section that lacks its own.  OBS's offers (libdatachannel) carry them at session level
+ * only, which SDP allows (RFC 8866 §5) but webrtcbin 1.22 refuses ("media 0 is missing or
+ * contains an empty 'setup' attribute"). */
+static void ingest_whip_normalize_offer(GstSDPMessage *msg) {
+    static const char *const keys[] = {"setup", "ice-ufrag", "ice-pwd", "fingerprint"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        const char *v = gst_sdp_message_get_attribute_val(msg, keys[k]);
+        if (!v) continue;
+        for (guint i = 0; i < gst_sdp_message_medias_len(msg); i++) {
+            GstSDPMedia *m = (GstSDPMedia *)gst_sdp_message_get_media(msg, i);
+            if (!gst_sdp_media_get_attribute_val(m, keys[k]))
+                gst_sdp_media_add_attribute(m, keys[k], v);
+        }
+    }
+}
+
+/* Runs on: loop (ingest_build).  Configures the run's webrtcbin: max-bundle, the ICE
+ * servers and port range, UPnP off (libnice would otherwise send SSDP multicast), the
+ * jitter buffer, and the signals above. */
+static void ingest_whip_setup(ingest *in, GstElement *wb) {
+    g_object_set(wb, "bundle-policy", GST_WEBRTC_BUNDLE_POLICY_MAX_BUNDLE, NULL);
+    if (in->stun_server) g_object_set(wb, "stun-server", in->stun_server, NULL);
+    if (in->turn_server) g_object_set(wb, "turn-server", in->turn_server, NULL);
+    if (in->latency_ms > 0) g_object_set(wb, "latency", (guint)in->latency_ms, NULL);
+    GstWebRTCICE *ice = NULL;
+    g_object_get(wb, "ice-agent", &ice, NULL);
+    if (ice) {
+        if (in->port_min > 0) g_object_set(ice, "min-rtp-port", (guint)in->port_min, NULL);
+        if (in->port_max > 0) g_object_set(ice, "max-rtp-port", (guint)in->port_max, NULL);
+        GObject *agent = NULL;
+        if (g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "agent"))
+            g_object_get(ice, "agent", &agent, NULL);
+        if (agent) {
+            g_object_set(agent, "upnp", FALSE, NULL);
+            g_object_unref(agent);
+        } else {
+            LOGW("ingest[%s] cannot turn UPnP off: the ICE agent is not libnice", in->id);
+        }
+        gst_object_unref(ice);
+    }
+    g_signal_connect(wb, "pad-added", G_CALLBACK(ingest_pad_added_cb), in);
+    g_signal_connect(wb, "on-new-transceiver", G_CALLBACK(ingest_whip_transceiver_cb), NULL);
+    g_signal_connect(wb, "notify::ice-gathering-state", G_CALLBACK(ingest_whip_gathering_cb), NULL);
+    g_signal_connect(wb, "notify::ice-connection-state", G_CALLBACK(ingest_whip_connection_cb),
+                     NULL);
+    g_signal_connect(wb, "notify::connection-state", G_CALLBACK(ingest_whip_connection_cb), NULL);
+    in->webrtc = wb;
+}
+
+/* Runs on: loop.  Pays an owed answer: sdp, or NULL and why.  The callee may stop or free
+ * the ingest. */
+static void ingest_whip_settle(ingest *in, const char *sdp, const char *why) {
+    ingest_answer_cb cb = in->answer_cb;
+    if (!cb) return;
+    in->answer_cb = NULL;
+    cb(in->answer_user, in->whip_tag, sdp, sdp ? NULL : why);
+}
+
+/* Runs on: loop.  Answers once the local description is set and gathering is complete
+ * (or, with force, with the candidates gathered so far). */
+static void ingest_whip_maybe_answer(ingest *in, bool force) {
+    if (!in->answer_cb || !in->webrtc || !in->whip_local_set) return;
+    if (!in->whip_gathered && !force) return;
+    uv_timer_stop(&in->retry);
+    GstWebRTCSessionDescription *desc = NULL;
+    g_object_get(in->webrtc, "local-description", &desc, NULL);
+    gchar *text = desc && desc->sdp ? gst_sdp_message_as_text(desc->sdp) : NULL;
+    if (desc) gst_webrtc_session_description_free(desc);
+    if (!text) {
+        ingest_fail(in, "no local description after set-local-description", false);
+        return;
+    }
+    if (force)
+        LOGW("ingest[%s] ICE gathering is slow: answering with the candidates so far", in->id);
+    else
+        LOGI("ingest[%s] WHIP answer ready", in->id);
+    uint64_t tag = in->whip_tag;
+    ingest_answer_cb cb = in->answer_cb;
+    in->answer_cb = NULL;
+    cb(in->answer_user, tag, text, NULL);
+    g_free(text);
+}
+
+/* Runs on: loop (the retry timer, unused otherwise by WHIP runs). */
+static void ingest_whip_gather_timeout_cb(uv_timer_t *t) {
+    ingest_whip_maybe_answer(t->data, true);
+}
+
+/* Runs on: loop.  An ingest-whip-* message of the current run. */
+static void ingest_whip_message(ingest *in, const GstStructure *s) {
+    const char *name = gst_structure_get_name(s);
+    const char *reason = gst_structure_get_string(s, "reason");
+    if (!strcmp(name, "ingest-whip-local-set")) {
+        in->whip_local_set = true;
+        if (!in->whip_gathered)
+            uv_timer_start(&in->retry, ingest_whip_gather_timeout_cb, INGEST_WHIP_GATHER_MS, 0);
+        ingest_whip_maybe_answer(in, false);
+    } else if (!strcmp(name, "ingest-whip-gathered")) {
+        in->whip_gathered = true;
+        ingest_whip_maybe_answer(in, false);
+    } else if (!strcmp(name, "ingest-whip-failed") || !strcmp(name, "ingest-whip-left")) {
+        ingest_fail(in, reason && *reason ? reason : "the session failed", false);
+    }
+}
+
 /* Builds the pipeline for one run into in->pipe (not started).  Returns 0 or
  * UV_ENOENT with detail filled. */
 static int ingest_build(ingest *in, char *detail) {
@@ -677,6 +953,9 @@ static int ingest_build(ingest *in, char *detail) {
     case INGEST_KIND_V4L2:
         src = ingest_make("v4l2src", detail);
         dec = ingest_make("decodebin", detail);
+        break;
+    case INGEST_KIND_WHIP:
+        src = ingest_make("webrtcbin", detail);
         break;
     }
     bool have_mid = in->kind == INGEST_KIND_TEST || in->kind == INGEST_KIND_RTMP;
@@ -757,6 +1036,9 @@ static int ingest_build(ingest *in, char *detail) {
     case INGEST_KIND_V4L2:
         g_object_set(src, "device", in->location, NULL);
         break;
+    case INGEST_KIND_WHIP:
+        ingest_whip_setup(in, src);
+        break;
     }
     if (dec) {
         gst_element_link(src, dec);
@@ -781,6 +1063,8 @@ static void ingest_teardown(ingest *in) {
     in->pipe = NULL;
     in->conv = NULL;
     in->testsrc = NULL;
+    in->webrtc = NULL;
+    in->whip_local_set = in->whip_gathered = false;
     gst_bus_set_flushing(in->bus, TRUE);
     gst_bus_set_flushing(in->bus, FALSE);
 }
@@ -814,14 +1098,18 @@ static void ingest_fail(ingest *in, const char *detail, bool eos);
 
 /* Builds and starts one run.  A failure to build or to start is handled like a run
  * that failed (reconnect or end). */
-static void ingest_launch(ingest *in) {
-    char detail[INGEST_DETAIL_LEN] = "";
+static void ingest_run_reset(ingest *in) {
     memset(&in->run, 0, sizeof in->run);
     in->last_warning[0] = '\0';
     atomic_store(&in->tail_linked, false);
     atomic_store(&in->video_seen, false);
     atomic_store(&in->last_frame_us, 0);
     in->run_start_us = ingest_now_us();
+}
+
+static void ingest_launch(ingest *in) {
+    char detail[INGEST_DETAIL_LEN] = "";
+    ingest_run_reset(in);
     if (ingest_build(in, detail) != 0) {
         ingest_fail(in, detail, false);
         return;
@@ -849,6 +1137,18 @@ static void ingest_retry_cb(uv_timer_t *t) {
  * schedule a rebuild after the backoff delay. */
 static void ingest_fail(ingest *in, const char *detail, bool eos) {
     ingest_teardown(in);
+    if (in->kind == INGEST_KIND_WHIP) { /* the publisher is gone: no one to reconnect to */
+        uv_timer_stop(&in->retry);
+        ingest_whip_settle(in, NULL, detail ? detail : "the session ended");
+        in->whip_tag = 0;
+        if (!in->started) return; /* the answer's callee stopped or freed the ingest */
+        if (detail)
+            LOGW("ingest[%s] WHIP session ended: %s", in->id, detail);
+        else
+            LOGI("ingest[%s] WHIP session ended by the publisher", in->id);
+        ingest_set_state(in, INGEST_ENDED, detail, 0);
+        return;
+    }
     if (!in->live) {
         if (detail)
             LOGE("ingest[%s] ended: %s", in->id, detail);
@@ -909,8 +1209,10 @@ static void ingest_message(ingest *in, GstMessage *m) {
     }
     case GST_MESSAGE_APPLICATION: {
         const GstStructure *s = gst_message_get_structure(m);
-        if (s && gst_structure_has_name(s, "ingest-live") && in->state != INGEST_LIVE &&
-            in->state != INGEST_ENDED) {
+        if (s && g_str_has_prefix(gst_structure_get_name(s), "ingest-whip-")) {
+            ingest_whip_message(in, s);
+        } else if (s && gst_structure_has_name(s, "ingest-live") && in->state != INGEST_LIVE &&
+                   in->state != INGEST_ENDED) {
             in->live_since_us = ingest_now_us();
             LOGI("ingest[%s] live: %s → %" PRId64 "x%" PRId64 " RGB", in->id, in->display,
                  in->width, in->height);
@@ -980,6 +1282,12 @@ int ingest_new(const ingest_params *p, const ingest_callbacks *cb, void *user, i
                       rmin, rmax, p->latency_ms);
         return UV_EINVAL;
     }
+    if (p->port_min < 0 || p->port_max < 0 || p->port_min > 65535 || p->port_max > 65535 ||
+        (p->port_max && p->port_max < p->port_min)) {
+        ingest_seterr(err, "ingest[%s]: bad WebRTC port range %" PRId64 "..%" PRId64, id,
+                      p->port_min, p->port_max);
+        return UV_EINVAL;
+    }
     if (!gst_is_initialized()) gst_init(NULL, NULL);
 
     ingest *in = calloc(1, sizeof *in);
@@ -996,6 +1304,10 @@ int ingest_new(const ingest_params *p, const ingest_callbacks *cb, void *user, i
     in->reconnect_max_s = rmax;
     in->latency_ms = p->latency_ms;
     in->stall_s = p->stall_timeout_s == 0 ? 10.0 : p->stall_timeout_s;
+    in->stun_server = p->stun_server && *p->stun_server ? g_strdup(p->stun_server) : NULL;
+    in->turn_server = p->turn_server && *p->turn_server ? g_strdup(p->turn_server) : NULL;
+    in->port_min = p->port_min;
+    in->port_max = p->port_max;
     in->realtime = p->realtime;
     if (cb) in->cb = *cb;
     in->user = user;
@@ -1011,6 +1323,8 @@ int ingest_new(const ingest_params *p, const ingest_callbacks *cb, void *user, i
     }
     if (rc) {
         if (in->bus) gst_object_unref(in->bus);
+        g_free(in->stun_server);
+        g_free(in->turn_server);
         g_free(in->id);
         g_free(in->source);
         g_free(in->display);
@@ -1044,6 +1358,11 @@ int ingest_start(ingest *in) {
     if (in->live && in->stall_s > 0)
         uv_timer_start(&in->watchdog, ingest_watchdog_cb, INGEST_WATCHDOG_MS, INGEST_WATCHDOG_MS);
     if (in->cycle) uv_timer_start(&in->scene, ingest_scene_cb, INGEST_SCENE_MS, INGEST_SCENE_MS);
+    if (in->kind == INGEST_KIND_WHIP) { /* the pipeline comes with a publisher's offer */
+        LOGI("ingest[%s] waiting for a WHIP publisher", in->id);
+        ingest_set_state(in, INGEST_CONNECTING, NULL, 0);
+        return 0;
+    }
     LOGI("ingest[%s] connecting: %s", in->id, in->display);
     ingest_set_state(in, INGEST_CONNECTING, NULL, 0);
     if (in->started && in->state == INGEST_CONNECTING) ingest_launch(in);
@@ -1059,6 +1378,8 @@ void ingest_stop(ingest *in) {
     uv_timer_stop(&in->scene);
     uv_poll_stop(&in->bus_poll);
     ingest_teardown(in);
+    in->answer_cb = NULL; /* no callback after stop: an owed answer is dropped */
+    in->whip_tag = 0;
 }
 
 /* Runs on: loop (close callbacks).  The last one frees the ingest. */
@@ -1066,6 +1387,8 @@ static void ingest_close_cb(uv_handle_t *h) {
     ingest *in = h->data;
     if (--in->pending_closes > 0) return;
     gst_object_unref(in->bus);
+    g_free(in->stun_server);
+    g_free(in->turn_server);
     g_free(in->id);
     g_free(in->source);
     g_free(in->display);
@@ -1083,6 +1406,134 @@ void ingest_free(ingest *in) {
     uv_close((uv_handle_t *)&in->retry, ingest_close_cb);
     uv_close((uv_handle_t *)&in->watchdog, ingest_close_cb);
     uv_close((uv_handle_t *)&in->scene, ingest_close_cb);
+}
+
+/* Runs on: loop.  A WHIP publisher's offer: a new run negotiates it (see the WHIP section). */
+int ingest_whip_offer(ingest *in, const char *offer_sdp, ingest_answer_cb cb, void *user,
+                      uint64_t tag, char *err) {
+    if (in->kind != INGEST_KIND_WHIP) {
+        ingest_seterr(err, "%s: not a whip: source", in->display);
+        return UV_EINVAL;
+    }
+    if (!in->started || in->freeing) {
+        ingest_seterr(err, "ingest[%s]: not started", in->id);
+        return UV_EINVAL;
+    }
+    if (in->pipe) {
+        ingest_seterr(err, "ingest[%s]: a WHIP publisher is already connected", in->id);
+        return UV_EBUSY;
+    }
+    GstSDPMessage *msg = NULL;
+    if (!offer_sdp || gst_sdp_message_new_from_text(offer_sdp, &msg) != GST_SDP_OK) {
+        if (msg) gst_sdp_message_free(msg);
+        ingest_seterr(err, "ingest[%s]: malformed SDP offer", in->id);
+        return UV_EINVAL;
+    }
+    ingest_whip_normalize_offer(msg);
+    char detail[INGEST_DETAIL_LEN] = "";
+    ingest_run_reset(in);
+    int rc = ingest_build(in, detail);
+    if (rc == 0 && gst_element_set_state(in->pipe, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+        snprintf(detail, sizeof detail, "failed to start the pipeline");
+        rc = UV_EIO;
+    }
+    if (rc) {
+        ingest_teardown(in);
+        gst_sdp_message_free(msg);
+        ingest_seterr(err, "ingest[%s]: %s", in->id, detail);
+        return rc;
+    }
+    in->whip_tag = tag;
+    in->answer_cb = cb;
+    in->answer_user = user;
+    GstWebRTCSessionDescription *offer =
+        gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_OFFER, msg); /* takes msg */
+    GstPromise *p = gst_promise_new_with_change_func(ingest_whip_remote_set_cb,
+                                                     gst_object_ref(in->webrtc), gst_object_unref);
+    g_signal_emit_by_name(in->webrtc, "set-remote-description", offer, p);
+    gst_webrtc_session_description_free(offer);
+    LOGI("ingest[%s] WHIP offer received: negotiating", in->id);
+    if (in->state != INGEST_CONNECTING) ingest_set_state(in, INGEST_CONNECTING, NULL, 0);
+    return 0;
+}
+
+/* Runs on: loop.  New ICE settings for the next whip runs (validated like ingest_new's). */
+int ingest_whip_set_ice(ingest *in, const char *stun_server, const char *turn_server,
+                        int64_t port_min, int64_t port_max) {
+    if (port_min < 0 || port_max < 0 || port_min > 65535 || port_max > 65535 ||
+        (port_max && port_max < port_min))
+        return UV_EINVAL;
+    g_free(in->stun_server);
+    g_free(in->turn_server);
+    in->stun_server = stun_server && *stun_server ? g_strdup(stun_server) : NULL;
+    in->turn_server = turn_server && *turn_server ? g_strdup(turn_server) : NULL;
+    in->port_min = port_min;
+    in->port_max = port_max;
+    return 0;
+}
+
+/* Runs on: loop.  Ends the current WHIP run (the publisher's DELETE): ENDED, detail. */
+void ingest_whip_end(ingest *in, const char *detail) {
+    if (!in || in->kind != INGEST_KIND_WHIP || !in->started || !in->pipe) return;
+    ingest_fail(in, detail, false);
+}
+
+/* Runs on: loop. */
+uint64_t ingest_whip_session(const ingest *in) {
+    return in && in->kind == INGEST_KIND_WHIP && in->pipe ? in->whip_tag : 0;
+}
+
+/* Runs on: any (gst_video_convert_sample runs its own small pipeline: jpegenc). */
+int ingest_encode_jpeg(const uint8_t *rgb, int64_t width, int64_t height, uint8_t **out,
+                       size_t *len, char *err) {
+    *out = NULL;
+    *len = 0;
+    if (!gst_is_initialized()) gst_init(NULL, NULL);
+    GstVideoInfo info;
+    if (width < 1 || height < 1 ||
+        !gst_video_info_set_format(&info, GST_VIDEO_FORMAT_RGB, (guint)width, (guint)height)) {
+        ingest_seterr(err, "jpeg: bad frame size %" PRId64 "x%" PRId64, width, height);
+        return UV_EINVAL;
+    }
+    GstBuffer *buf = gst_buffer_new_allocate(NULL, GST_VIDEO_INFO_SIZE(&info), NULL);
+    GstMapInfo map;
+    if (!buf || !gst_buffer_map(buf, &map, GST_MAP_WRITE)) {
+        if (buf) gst_buffer_unref(buf);
+        ingest_seterr(err, "jpeg: out of memory");
+        return UV_ENOMEM;
+    }
+    size_t row = (size_t)width * 3, stride = (size_t)GST_VIDEO_INFO_PLANE_STRIDE(&info, 0);
+    for (int64_t y = 0; y < height; y++)
+        memcpy(map.data + (size_t)y * stride, rgb + (size_t)y * row, row);
+    gst_buffer_unmap(buf, &map);
+    GstCaps *caps = gst_video_info_to_caps(&info);
+    GstSample *sample = gst_sample_new(buf, caps, NULL, NULL);
+    gst_buffer_unref(buf);
+    gst_caps_unref(caps);
+    GstCaps *jpeg = gst_caps_new_empty_simple("image/jpeg");
+    GError *ge = NULL;
+    GstSample *enc = gst_video_convert_sample(sample, jpeg, 2 * GST_SECOND, &ge);
+    gst_caps_unref(jpeg);
+    gst_sample_unref(sample);
+    GstBuffer *jb = enc ? gst_sample_get_buffer(enc) : NULL;
+    int rc = 0;
+    if (!jb || !gst_buffer_map(jb, &map, GST_MAP_READ)) {
+        ingest_seterr(err, "jpeg: %s", ge && ge->message ? ge->message : "cannot encode");
+        rc = UV_EIO;
+    } else {
+        *out = malloc(map.size);
+        if (*out) {
+            memcpy(*out, map.data, map.size);
+            *len = map.size;
+        } else {
+            ingest_seterr(err, "jpeg: out of memory");
+            rc = UV_ENOMEM;
+        }
+        gst_buffer_unmap(jb, &map);
+    }
+    g_clear_error(&ge);
+    if (enc) gst_sample_unref(enc);
+    return rc;
 }
 
 /* Runs on: any.  Atomic loads of the counters. */

@@ -20,11 +20,18 @@
  *                                    framerate=30/1.  Keys width, height, framerate, format
  *                                    set those caps; any other key is a videotestsrc
  *                                    property (foreground-color=0xffff0000, motion=wavy…).
+ *   whip:                            a WebRTC publisher (WHIP, RFC 9725): no pipeline until
+ *                                    ingest_whip_offer; then webrtcbin (max-bundle, UPnP
+ *                                    off) → decodebin per video pad (H.264, VP8, VP9 …);
+ *                                    audio (Opus) → fakesink.  One publisher at a time.
  *
  * States: CONNECTING (after ingest_start) → LIVE (first frame) → RECONNECTING (error, a
  * stall, or EOS of a live source; the pipeline is rebuilt after a capped exponential
  * backoff) → LIVE … ; ENDED when a file/http source reaches EOS (detail NULL) or fails
- * (detail = the error text).  Live sources never end by themselves.
+ * (detail = the error text).  Live sources never end by themselves, except whip: it waits
+ * in CONNECTING for an offer, goes LIVE with the first frame and ENDS when the publisher
+ * leaves (ingest_whip_end: detail as given; ICE failed, an error or a stall: the reason);
+ * the next offer starts it again (CONNECTING, stream time continuing as on a reconnect).
  *
  * Threads: everything except the frame callback and ingest_get_stats runs on the loop
  * thread (bus messages via gst_bus_get_pollfd() on a uv_poll, timers on uv_timers; no
@@ -37,6 +44,7 @@
 #define COMMENTARY_INGEST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -81,7 +89,18 @@ typedef struct ingest_params {
     /* Added: deliver files/http at playback speed (appsink sync=true) instead of as
      * fast as they decode.  Live sources ignore it. */
     bool realtime;
+    /* Added, whip: only.  ICE servers (webrtcbin's "stun://HOST:PORT",
+     * "turn://USER:PASS@HOST:PORT"; NULL or "": none) and the UDP port range of the ICE
+     * agent (0: no bound). */
+    const char *stun_server, *turn_server;
+    int64_t port_min, port_max;
 } ingest_params;
+
+/* Runs on: loop.  The answer to ingest_whip_offer: answer_sdp (valid during the call) or
+ * NULL and error (why).  tag is the one given with the offer.  The callee may stop or
+ * free the ingest. */
+typedef void (*ingest_answer_cb)(void *user, uint64_t tag, const char *answer_sdp,
+                                 const char *error);
 
 typedef struct ingest_stats {
     uint64_t frames_decoded; /* decoded frames that reached the decimation probe */
@@ -115,6 +134,33 @@ void ingest_stop(ingest *in);
  * before uv_loop_close(), which returns UV_EBUSY until then.  The pointer must not be
  * used after this call.  NULL is a no-op. */
 void ingest_free(ingest *in);
+
+/* Runs on: loop.  whip: sources: a publisher's SDP offer.  Builds the run's pipeline and
+ * negotiates; the answer (no trickle: it carries the ICE candidates) or the reason it
+ * failed comes later through cb, at most once, never after ingest_stop().  tag (nonzero)
+ * names the run (ingest_whip_session).  Returns 0; UV_EBUSY while a publisher is
+ * connected or negotiating; UV_EINVAL (not a whip: ingest, not started, malformed SDP) or
+ * UV_EIO/UV_ENOENT (pipeline) with err. */
+int ingest_whip_offer(ingest *in, const char *offer_sdp, ingest_answer_cb cb, void *user,
+                      uint64_t tag, char *err);
+
+/* Runs on: loop.  Replaces the ICE settings (as in ingest_params) of the runs that later
+ * offers start, e.g. after a config reload.  0 or UV_EINVAL (bad port range). */
+int ingest_whip_set_ice(ingest *in, const char *stun_server, const char *turn_server,
+                        int64_t port_min, int64_t port_max);
+
+/* Runs on: loop.  Ends the current whip: run (the publisher's DELETE): ENDED with detail
+ * (NULL: a clean end); an owed answer fails.  No-op without a run. */
+void ingest_whip_end(ingest *in, const char *detail);
+
+/* Runs on: loop.  The tag of the current whip: run (negotiating or connected), 0: none. */
+uint64_t ingest_whip_session(const ingest *in);
+
+/* Runs on: any.  A packed RGB24 frame (width * 3 bytes per row) as a JPEG (GStreamer's
+ * jpegenc): *out is malloc'd (the caller frees), *len its size.  0 or a UV_E* code with
+ * err. */
+int ingest_encode_jpeg(const uint8_t *rgb, int64_t width, int64_t height, uint8_t **out,
+                       size_t *len, char *err);
 
 /* Runs on: any (atomics).  Counters since ingest_new. */
 void ingest_get_stats(const ingest *in, ingest_stats *out);

@@ -27,6 +27,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "stream.h"
+#include "whip.h"
 #include "ws.h"
 
 #ifndef COMMENTARY_VERSION
@@ -189,6 +190,7 @@ static void stop_timer_cb(uv_timer_t *t) {
     a->inf = NULL;
     for (int64_t i = a->n_streams - 1; i >= 0; i--) stream_remove(a->streams[i]);
     http_stop(a);
+    whip_stop();
     uv_stop(a->loop);
 }
 
@@ -271,6 +273,7 @@ static void tick_cb(uv_timer_t *t) {
     app *a = t->data;
     static double last_watchdog;
     ws_tick();
+    whip_tick(a);
     if (watchdog_usec && mono_ms() - last_watchdog >= watchdog_usec / 2000.0) {
         sd_notify(0, "WATCHDOG=1");
         last_watchdog = mono_ms();

@@ -38,11 +38,11 @@ static double unix_now(void) {
 
 /* Files (and HTTP resources) are read as fast as the engine goes; everything else is a
  * live source that must not fall behind. */
-static bool source_is_live(const char *src) {
+bool stream_source_is_live(const char *src) {
     return !(strncmp(src, "file://", 7) == 0 || strncmp(src, "http://", 7) == 0 ||
              strncmp(src, "https://", 8) == 0 || src[0] == '/' || src[0] == '.' ||
              (strstr(src, "://") == NULL && strncmp(src, "test:", 5) != 0 &&
-              strncmp(src, "/dev/", 5) != 0));
+              strncmp(src, "whip:", 5) != 0 && strncmp(src, "/dev/", 5) != 0));
 }
 
 /* ---- ingest side (inference lock held) ---- */
@@ -92,6 +92,12 @@ void stream_on_frame(void *user, const uint8_t *rgb, int64_t w, int64_t h, int64
     stream *s = user;
     infer *inf = s->app->inf;
     if (w != s->width || h != s->height || stride < 3 * w) return;
+    if (s->snap_rgb) { /* the latest frame, for the snapshot (its own lock: never waits) */
+        uv_mutex_lock(&s->snap_lock);
+        copy_frame(s->snap_rgb, rgb, w, h, stride);
+        s->snap_n++;
+        uv_mutex_unlock(&s->snap_lock);
+    }
     double now = mono_ms();
     infer_lock(inf);
     if (s->t0_ms == 0) s->t0_ms = now - t * 1e3;
@@ -180,6 +186,14 @@ static void on_ingest_state(void *user, ingest_state st, const char *detail, dou
 
 /* ---- lifecycle (loop) ---- */
 
+/* The config's WHIP settings (ICE servers, port range) for a whip: ingest. */
+static void ingest_params_whip(const app *a, ingest_params *ip) {
+    ip->stun_server = a->cfg.whip.stun_server;
+    ip->turn_server = a->cfg.whip.turn_server;
+    ip->port_min = a->cfg.whip.port_min;
+    ip->port_max = a->cfg.whip.port_max;
+}
+
 int stream_new(app *a, const char *id, const char *source, const char *query,
                const char *previous_text, bool from_config, stream **out, char *err) {
     *out = NULL;
@@ -192,12 +206,16 @@ int stream_new(app *a, const char *id, const char *source, const char *query,
                         "already", id, (long long)a->cfg.max_streams), 429;
     stream *s = calloc(1, sizeof *s);
     if (!s) return snprintf(err, 256, "out of memory"), 500;
+    if (uv_mutex_init(&s->snap_lock) != 0) {
+        free(s);
+        return snprintf(err, 256, "out of memory"), 500;
+    }
     s->app = a;
     snprintf(s->id, sizeof s->id, "%s", id);
     s->source = strdup(source);
     s->query = strdup(query ? query : "");
     s->previous_text = strdup(previous_text ? previous_text : "");
-    s->live = source_is_live(source);
+    s->live = stream_source_is_live(source);
     s->from_config = from_config;
     s->state = PROTO_STATE_CONNECTING;
     s->created = unix_now();
@@ -215,6 +233,7 @@ int stream_new(app *a, const char *id, const char *source, const char *query,
                         .reconnect_min_s = a->cfg.ingest.reconnect_min_s,
                         .reconnect_max_s = a->cfg.ingest.reconnect_max_s,
                         .latency_ms = a->cfg.ingest.latency_ms, .loop = a->loop};
+    ingest_params_whip(a, &ip);
     ingest_callbacks cb = {.frame = stream_on_frame, .state = on_ingest_state};
     char ierr[256];
     if (ingest_new(&ip, &cb, s, &s->in, ierr) != 0) {
@@ -240,6 +259,12 @@ int stream_start(stream *s) {
             s->slots[j].rgb[k] = malloc((size_t)(s->width * s->height * 3));
             if (!s->slots[j].rgb[k]) return -1;
         }
+    uint8_t *snap = malloc((size_t)(s->width * s->height * 3));
+    if (!snap) return -1;
+    uv_mutex_lock(&s->snap_lock); /* no ingest runs yet; the lock is for the reader */
+    s->snap_rgb = snap;
+    s->snap_n = 0;
+    uv_mutex_unlock(&s->snap_lock);
     /* re-create the ingest with the real frame size (it was validated at creation) */
     ingest_free(s->in);
     s->in = NULL;
@@ -247,6 +272,7 @@ int stream_start(stream *s) {
                         .reconnect_min_s = a->cfg.ingest.reconnect_min_s,
                         .reconnect_max_s = a->cfg.ingest.reconnect_max_s,
                         .latency_ms = a->cfg.ingest.latency_ms, .loop = a->loop};
+    ingest_params_whip(a, &ip);
     ingest_callbacks cb = {.frame = stream_on_frame, .state = on_ingest_state};
     char err[256];
     if (ingest_new(&ip, &cb, s, &s->in, err) != 0 || ingest_start(s->in) != 0) {
@@ -279,6 +305,9 @@ void stream_free(stream *s) {
     ingest_free(s->in);
     for (int j = 0; j < STREAM_SLOTS; j++)
         for (int k = 0; k < 2; k++) free(s->slots[j].rgb[k]);
+    free(s->snap_rgb);
+    free(s->snap_jpeg);
+    uv_mutex_destroy(&s->snap_lock);
     for (int64_t k = 0; s->history && k < s->app->cfg.history; k++) free(s->history[k]);
     free(s->history);
     free(s->history_seq);
@@ -353,6 +382,39 @@ void stream_history_since(stream *s, uint64_t since,
 
 uint64_t stream_history_first_seq(const stream *s) {
     return s->history_len ? s->history_seq[s->history_head] : 0;
+}
+
+int stream_snapshot_jpeg(stream *s, const uint8_t **jpeg, size_t *len) {
+    *jpeg = NULL;
+    *len = 0;
+    uv_mutex_lock(&s->snap_lock);
+    uint64_t n = s->snap_n;
+    uint8_t *copy = NULL;
+    if (n && n != s->snap_jpeg_n) { /* a new frame: copy it out, encode without the lock */
+        copy = malloc((size_t)(s->width * s->height * 3));
+        if (copy) memcpy(copy, s->snap_rgb, (size_t)(s->width * s->height * 3));
+    }
+    uv_mutex_unlock(&s->snap_lock);
+    if (!n) return UV_EAGAIN;
+    if (n != s->snap_jpeg_n) {
+        if (!copy) return UV_ENOMEM;
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        char err[256];
+        int rc = ingest_encode_jpeg(copy, s->width, s->height, &out, &out_len, err);
+        free(copy);
+        if (rc) {
+            LOGW("stream[%s] snapshot: %s", s->id, err);
+            return rc;
+        }
+        free(s->snap_jpeg);
+        s->snap_jpeg = out;
+        s->snap_jpeg_len = out_len;
+        s->snap_jpeg_n = n;
+    }
+    *jpeg = s->snap_jpeg;
+    *len = s->snap_jpeg_len;
+    return 0;
 }
 
 void stream_observe_latency(stream *s, double seconds) {

@@ -4,7 +4,8 @@
  *
  * Threads and ownership:
  *   - the loop owns the stream: creation, removal, events, subscribers, counters;
- *   - the ingest thread fills chunk slots (stream_on_frame) under the infer lock;
+ *   - the ingest thread fills chunk slots (stream_on_frame) under the infer lock, and
+ *     copies each decimated frame as the latest one under snap_lock (for the snapshot);
  *   - the inference thread owns the stream's engine session and reads PENDING slots.
  * A stream is freed on the loop only, once the inference thread has released its
  * session (infer_remove → INFER_RESULT_CLOSED).
@@ -55,6 +56,14 @@ typedef struct stream {
     int filling;                /* slot being filled, -1 none */
     double t0_ms;               /* monotonic ms of stream time 0 (first frame) */
 
+    /* the latest decimated frame (GET /v1/streams/ID/snapshot.jpg) */
+    uv_mutex_t snap_lock; /* guards snap_rgb and snap_n */
+    uint8_t *snap_rgb;    /* width × height × 3, packed rows; NULL before stream_start */
+    uint64_t snap_n;      /* frames copied so far (0: none yet) */
+    uint8_t *snap_jpeg;   /* loop: the JPEG of frame snap_jpeg_n, or NULL */
+    size_t snap_jpeg_len;
+    uint64_t snap_jpeg_n;
+
     /* inference side (infer thread only) */
     vlm_session *session;
     bool query_changed;         /* guarded by the inference lock */
@@ -103,6 +112,14 @@ void stream_emit(stream *s, proto_type type, proto_msg *ev);
 void stream_history_since(stream *s, uint64_t since,
                           void (*cb)(void *user, const char *json, size_t len), void *user);
 uint64_t stream_history_first_seq(const stream *s);
+
+/* Runs on: loop.  The latest frame as a JPEG: *jpeg stays the stream's (valid until the
+ * next call or the stream's end), *len its size.  0; UV_EAGAIN before the first frame;
+ * another UV_E* code when it cannot be encoded. */
+int stream_snapshot_jpeg(stream *s, const uint8_t **jpeg, size_t *len);
+
+/* Runs on: loop.  Whether a source is a live one (files and http are not). */
+bool stream_source_is_live(const char *source);
 
 /* Runs on: loop.  A latency observation (seconds) for the histogram and p50. */
 void stream_observe_latency(stream *s, double seconds);

@@ -101,6 +101,11 @@ static void test_config_defaults(void) {
     ASSERT_NEAR(c.ingest.reconnect_min_s, 1, 0);
     ASSERT_NEAR(c.ingest.reconnect_max_s, 30, 0);
     ASSERT_EQ_INT(c.ingest.latency_ms, 200);
+    ASSERT_EQ_STR(c.whip.stun_server, "");
+    ASSERT_EQ_STR(c.whip.turn_server, "");
+    ASSERT_EQ_INT(c.whip.port_min, 0);
+    ASSERT_EQ_INT(c.whip.port_max, 0);
+    ASSERT(c.whip.allow_create);
     ASSERT(c.streams == NULL);
     ASSERT_EQ_INT(c.n_streams, 0);
     ASSERT_EQ_INT(config_validate(&c, NULL), 0);
@@ -692,6 +697,95 @@ static void test_config_set_rejects_bad_values(void) {
     config_deinit(&c);
 }
 
+/* ---- whip.* ------------------------------------------------------------------------- */
+
+/* The WHIP keys: loaded nested, set from the command line, bad values refused with the
+ * key's path, the port range and the ICE URLs cross-checked, the TURN URL (it carries a
+ * password) never printed, all of them reloadable. */
+static void test_config_whip_keys(void) {
+    config c, d;
+    char err[CONFIG_ERR_LEN];
+    ASSERT_MSG(config_load_string("{\"whip\": {\"stun_server\": \"stun://stun.example.org:3478\", "
+                                  "\"turn_server\": \"turn://u:p4ss@turn.example.org:3478\", "
+                                  "\"port_min\": 40000, \"port_max\": 40100, "
+                                  "\"allow_create\": false}}",
+                                  &c, err) == 0,
+               "%s", err);
+    ASSERT_EQ_STR(c.whip.stun_server, "stun://stun.example.org:3478");
+    ASSERT_EQ_STR(c.whip.turn_server, "turn://u:p4ss@turn.example.org:3478");
+    ASSERT_EQ_INT(c.whip.port_min, 40000);
+    ASSERT_EQ_INT(c.whip.port_max, 40100);
+    ASSERT(!c.whip.allow_create);
+
+    /* printed: the TURN URL masked, the rest as loaded; loads back equal, TURN apart */
+    char *out = print_to_string(&c);
+    ASSERT_CONTAINS(out, "\"whip\": {");
+    ASSERT_CONTAINS(out, "\"turn_server\": \"***\"");
+    ASSERT(!strstr(out, "p4ss"));
+    ASSERT_CONTAINS(out, "\"allow_create\": false");
+    ASSERT_CONTAINS(out, "\"port_min\": 40000");
+    ASSERT_MSG(config_load_string(out, &d, err) != 0, "\"***\" is not a TURN URL");
+    ASSERT_CONTAINS(err, "'whip.turn_server' must be turn://");
+    ASSERT(!strstr(err, "p4ss"));
+    free(out);
+
+    /* reloadable: a change of any of them passes the reload check */
+    config_init_defaults(&d);
+    ASSERT(config_changed(&c, &d, "whip"));
+    ASSERT(config_changed(&c, &d, "whip.allow_create"));
+    ASSERT_EQ_INT(config_reload_check(&d, &c, err), 0);
+    config_deinit(&d);
+    config_deinit(&c);
+
+    /* --set: bools by name, ints in decimal */
+    config_init_defaults(&c);
+    ASSERT_MSG(config_set(&c, "whip.allow_create", "false", err) == 0, "%s", err);
+    ASSERT(!c.whip.allow_create);
+    ASSERT_EQ_INT(config_set(&c, "whip.allow_create", "true", err), 0);
+    ASSERT(c.whip.allow_create);
+    ASSERT_EQ_INT(config_set(&c, "whip.allow_create", "yes", err), CONFIG_EINVAL);
+    ASSERT_CONTAINS(err, "config: 'whip.allow_create' must be true or false, got \"yes\"");
+    ASSERT_EQ_INT(config_set(&c, "whip.port_max", "50000", err), 0);
+    ASSERT_EQ_INT(config_set(&c, "whip.port_min", "50001", err), 0);
+    ASSERT_EQ_INT(config_validate(&c, err), CONFIG_EINVAL);
+    ASSERT_CONTAINS(err, "config: 'whip.port_max' (50000) must be >= 'whip.port_min' (50001)");
+    ASSERT_EQ_INT(config_set(&c, "whip.port_max", "0", err), 0); /* 0: no upper bound */
+    ASSERT_EQ_INT(config_validate(&c, err), 0);
+    ASSERT_EQ_INT(config_set(&c, "whipp.port_max", "1", err), CONFIG_EINVAL);
+    ASSERT_CONTAINS(err, "did you mean 'whip.port_max'?");
+    config_deinit(&c);
+
+    static const bad_case cases[] = {
+        {"{\"whip\": {\"allow_create\": 1}}", "'whip.allow_create' must be true or false, got 1"},
+        {"{\"whip\": {\"allow_create\": \"true\"}}",
+         "'whip.allow_create' must be true or false, got \"true\""},
+        {"{\"whip\": {\"port_min\": -1}}",
+         "'whip.port_min' must be an integer in [0, 65535], got -1"},
+        {"{\"whip\": {\"port_max\": 65536}}",
+         "'whip.port_max' must be an integer in [0, 65535], got 65536"},
+        {"{\"whip\": {\"port_min\": 20000, \"port_max\": 10000}}",
+         "'whip.port_max' (10000) must be >= 'whip.port_min' (20000) or 0"},
+        {"{\"whip\": {\"stun_server\": \"stun.example.org:3478\"}}",
+         "'whip.stun_server' must be stun://HOST:PORT, got \"stun.example.org:3478\""},
+        {"{\"whip\": {\"stun_server\": \"stun://stun.example.org\"}}",
+         "'whip.stun_server' must be stun://HOST:PORT"},
+        {"{\"whip\": {\"stun_server\": 3478}}", "'whip.stun_server' must be a string"},
+        {"{\"whip\": {\"turn_server\": \"stun://h:1\"}}", "'whip.turn_server' must be turn://"},
+        {"{\"whip\": {\"turn_server\": 7}}", "'whip.turn_server' must be a string"},
+        {"{\"whip\": {\"stun_servr\": \"x\"}}",
+         "unknown key 'whip.stun_servr' (did you mean 'whip.stun_server'?)"},
+        {"{\"whip\": true}", "'whip' must be an object, got true"},
+    };
+    CHECK_BAD(cases);
+    /* a TURN URL in a message would leak its password */
+    const char *e = load_err("{\"whip\": {\"turn_server\": 12345}}", CONFIG_EINVAL);
+    ASSERT(!strstr(e, "12345"));
+    ASSERT_MSG(config_load_string("{\"whip\": {\"turn_server\": \"turns://u:p@h.example:5349\"}}",
+                                  &c, err) == 0,
+               "%s", err);
+    config_deinit(&c);
+}
+
 /* ---- print, reload, help ------------------------------------------------------------ */
 
 static void test_config_print_masks_token(void) {
@@ -829,6 +923,8 @@ static void test_config_help_lists_every_key(void) {
     ASSERT_CONTAINS(out, "int 1..4096");
     ASSERT_CONTAINS(out, "cpu|cuda|auto");
     ASSERT_CONTAINS(out, "number 0.5..3600");
+    ASSERT_CONTAINS(out, "whip.allow_create");
+    ASSERT_CONTAINS(out, "bool");
     free(out);
 }
 
@@ -986,6 +1082,7 @@ static const test_case tests[] = {
     {"config_load_file_errors", test_config_load_file_errors},
     {"config_set_overrides", test_config_set_overrides},
     {"config_set_rejects_bad_values", test_config_set_rejects_bad_values},
+    {"config_whip_keys", test_config_whip_keys},
     {"config_print_masks_token", test_config_print_masks_token},
     {"config_print_matches_shipped_file", test_config_print_matches_shipped_file},
     {"config_reload_check", test_config_reload_check},

@@ -1,0 +1,205 @@
+#!/usr/bin/python3
+"""SRT ingest as OBS sends it (run by tests/t-srt.sh).  Loopback only (127.0.0.1).
+
+The daemon listens with an `srt://127.0.0.1:PORT?mode=listener` stream (the tiny random
+model, a bearer token); the publisher is what OBS's SRT output sends: H.264 and AAC in
+MPEG-TS, `h264parse config-interval=-1 ! mpegtsmux alignment=7 ! srtsink` in caller
+mode, latency and pkt_size in the URI (gst-launch-1.0).  Checked: the stream goes live and
+commentary events arrive; the latest frame is a JPEG; when the caller stops (EOS, like
+OBS's "Stop Streaming") the stream reports reconnecting ("the caller left") and listens
+again; a second caller is picked up and commentary resumes; a stream added over REST (as
+the dashboard's form does) takes a caller too.  Bounded: about 40 s.
+"""
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import websockets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DAEMON = os.environ.get("COMMENTARYD_BIN") or os.path.join(ROOT, "build", "bin", "commentaryd")
+MODEL = os.path.join(ROOT, "build", "models", "tiny-random")
+TOKEN = "srt-s3cret"
+failures = []
+
+
+def die_with_parent():
+    """preexec_fn: the child gets SIGKILL when this process dies (a test timeout must not
+    leave a daemon or a browser behind)."""
+    import ctypes
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+# `timeout` sends SIGTERM: leave through the finally blocks that stop the children
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(124))
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http(method, url, body=None):
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
+                                 method=method)
+    req.add_header("Authorization", "Bearer " + TOKEN)
+    if body:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def obs_caller(port, audio):
+    """gst-launch-1.0 sending like OBS's SRT output; stop it with SIGINT (-e: EOS)."""
+    aac = ("audiotestsrc is-live=true wave=ticks ! audioconvert ! audioresample ! "
+           "avenc_aac ! aacparse ! mux. ") if audio else ""
+    desc = ("videotestsrc is-live=true pattern=ball ! "
+            "video/x-raw,width=640,height=360,framerate=30/1 ! videoconvert ! "
+            "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=1500 ! "
+            "h264parse config-interval=-1 ! mpegtsmux name=mux alignment=7 ! "
+            f"srtsink uri=\"srt://127.0.0.1:{port}?mode=caller&latency=200&pkt_size=1316\" "
+            + aac)
+    return subprocess.Popen(["gst-launch-1.0", "-q", "-e"] + desc.split(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent)
+
+
+def stop(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+async def collect(url, until, timeout):
+    got, t0 = [], time.monotonic()
+    try:
+        async with websockets.connect(url, max_size=2**20) as ws:
+            while not until(got) and time.monotonic() - t0 < timeout:
+                try:
+                    msg = await asyncio.wait_for(ws.recv(), max(0.1, timeout - (time.monotonic() - t0)))
+                except asyncio.TimeoutError:
+                    break
+                got.append(json.loads(msg))
+    except (OSError, websockets.WebSocketException) as e:
+        print(f"     ws {url}: {e}", flush=True)
+    return got
+
+
+def n_commentary(evs):
+    return sum(1 for e in evs if e["type"] == "commentary")
+
+
+def states(evs):
+    return [e["state"] for e in evs if e["type"] == "status"]
+
+
+async def main():
+    audio = subprocess.run(["gst-inspect-1.0", "avenc_aac"], capture_output=True).returncode == 0
+    port, sport, sport2 = free_port(), free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    base = f"http://127.0.0.1:{port}"
+    tmp = tempfile.mkdtemp(prefix="commentaryd-srt-")
+    cfg = {
+        "listen": f"127.0.0.1:{port}", "model": MODEL, "backend": "cpu", "threads": 1,
+        "token": TOKEN, "history": 64,
+        "policy": {"vision_window": 4, "text_rounds": 4, "prev_sink": 32, "prev_window": 32,
+                   "max_new_tokens": 4},
+        "ingest": {"reconnect_min_s": 0.5, "reconnect_max_s": 2, "latency_ms": 200},
+        "streams": [{"id": "obs", "source": f"srt://127.0.0.1:{sport}?mode=listener"}],
+    }
+    cfg_path = os.path.join(tmp, "commentaryd.json")
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    log_path = os.path.join(ROOT, "build", "test-logs", "srt-daemon.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    log = open(log_path, "w")
+    d = subprocess.Popen([DAEMON, "--config", cfg_path], stdout=log, stderr=subprocess.STDOUT,
+                         preexec_fn=die_with_parent)
+    callers = []
+    ws = f"ws://127.0.0.1:{port}/v1/streams/%s/events?since=0&token={TOKEN}"
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 60:
+            try:
+                if http("GET", base + "/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            await asyncio.sleep(0.2)
+        if not check(http("GET", base + "/ready")[0] == 200, "the daemon is ready"):
+            return 1
+        print(f"     publisher: H.264{' + AAC' if audio else ''} in MPEG-TS (alignment=7)")
+
+        callers.append(obs_caller(sport, audio))
+        evs = await collect(ws % "obs", lambda e: n_commentary(e) >= 3, 40)
+        check("live" in states(evs), f"the SRT listener stream goes live ({states(evs)})")
+        check(n_commentary(evs) >= 3, f"commentary events from the SRT caller ({n_commentary(evs)})")
+        st, hdrs, jpg = http("GET", base + "/v1/streams/obs/snapshot.jpg")
+        check(st == 200 and jpg[:2] == b"\xff\xd8", f"snapshot.jpg ({st}, {len(jpg)} bytes)")
+
+        # the caller stops (EOS), the listener waits for the next one
+        n0 = n_commentary(evs)
+        stop(callers[-1])
+        evs = await collect(ws % "obs", lambda e: states(e)[-1:] == ["reconnecting"], 20)
+        rec = [e for e in evs if e["type"] == "status" and e["state"] == "reconnecting"]
+        check(bool(rec), f"the caller left: reconnecting ({rec[-1:]})")
+        callers.append(obs_caller(sport, audio))
+        evs = await collect(ws % "obs", lambda e: n_commentary(e) >= n0 + 2, 40)
+        check(states(evs)[-1:] == ["live"] and n_commentary(evs) >= n0 + 2,
+              f"a second caller is picked up and commentary resumes ({states(evs)[-3:]}, "
+              f"{n_commentary(evs) - n0} more)")
+        stop(callers[-1])
+
+        # a stream added over REST, as the dashboard's form does
+        st, _, body = http("POST", base + "/v1/streams",
+                           {"id": "studio", "source": f"srt://127.0.0.1:{sport2}?mode=listener",
+                            "query": "What is on screen?"})
+        check(st == 201, f"POST /v1/streams with an srt:// listener → 201 ({st} {body[:100]!r})")
+        callers.append(obs_caller(sport2, audio))
+        evs = await collect(ws % "studio", lambda e: n_commentary(e) >= 2, 40)
+        check("live" in states(evs) and n_commentary(evs) >= 2,
+              f"the REST-added SRT stream comments ({n_commentary(evs)})")
+        stop(callers[-1])
+
+        d.send_signal(signal.SIGTERM)
+        check(d.wait(timeout=10) == 0, "SIGTERM exits 0")
+    finally:
+        for p in callers:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if d.poll() is None:
+            d.kill()
+            d.wait()
+        log.close()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    rc = asyncio.run(main())
+    print(f"srt: {len(failures)} failed" + (": " + "; ".join(failures) if failures else ""))
+    sys.exit(rc)

@@ -11,64 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "model.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
-
-static void small_qwen_config(vlm_config *c) {
-    memset(c, 0, sizeof *c);
-    c->vocab = 151936;
-    c->hidden = 896;
-    c->n_layers = 24;
-    c->n_heads = 14;
-    c->n_kv_heads = 2;
-    c->head_dim = 64;
-    c->intermediate = 4864;
-    c->rms_eps = 1e-6f;
-    c->rope_theta = 1e6f;
-    c->mrope_section[0] = 8; /* [16, 24, 24] scaled to head_dim 64 */
-    c->mrope_section[1] = 12;
-    c->mrope_section[2] = 12;
-    c->tie_word_embeddings = true;
-    c->bos_token_id = 151643;
-    c->eos_token_id = 151645;
-    c->image_token_id = 151655;
-    c->video_token_id = 151656;
-    c->vision_start_token_id = 151652;
-    c->vision_end_token_id = 151653;
-    vlm_vision_config *v = &c->vision;
-    v->depth = 4;
-    v->hidden = 1280;
-    v->n_heads = 16;
-    v->head_dim = 80;
-    v->intermediate = 3420;
-    v->out_hidden = 896;
-    v->patch_size = 14;
-    v->temporal_patch_size = 2;
-    v->spatial_merge_size = 2;
-    v->in_channels = 3;
-    v->window_size = 112;
-    v->tokens_per_second = 2;
-    v->n_fullatt = 1;
-    v->fullatt[0] = 3;
-    v->eps = 1e-6f;
-    c->gen.n_eos = 1;
-    c->gen.eos[0] = 151645;
-}
 
 int main(int argc, char **argv) {
     int threads = 0, reps = 5;
@@ -80,18 +24,18 @@ int main(int argc, char **argv) {
     }
     if (reps < 1 || reps > 64) reps = 5;
     vlm_config cfg;
-    small_qwen_config(&cfg);
+    bench_config(&cfg, BENCH_DIMS_05B);
     char err[VLM_ERR_LEN];
     vlm_model *m = NULL;
     vlm_model_params mp = {.backend = backend, .n_threads = threads};
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     if (vlm_model_new_random(&cfg, &mp, 1, &m, err)) {
         fprintf(stderr, "bench-engine: %s\n", err);
         return 1;
     }
     printf("bench-engine: random Qwen2.5-0.5B-like model (hidden 896, 24 layers, 14/2 heads, "
            "vocab 151936) + 4-block ViT (1280 wide), %.0f MB of weights on %s, made in %.0f ms\n",
-           (double)m->weights_bytes / 1e6, m->be->iface->name, now_ms() - t0);
+           (double)m->weights_bytes / 1e6, m->be->iface->name, bench_now_ms() - t0);
 
     const int64_t grid[1][3] = {{1, 18, 32}}; /* 448x252, 2 frames */
     int64_t np = 18 * 32, patch_in = 1176, ctx_len = 2048;
@@ -106,11 +50,11 @@ int main(int argc, char **argv) {
     double ms[64];
     int64_t n_tok = 0;
     for (int r = 0; r < reps; r++) {
-        double s = now_ms();
+        double s = bench_now_ms();
         if (vlm_vision_forward(c, pix, grid, 1, &n_tok)) return 1;
-        ms[r] = now_ms() - s;
+        ms[r] = bench_now_ms() - s;
     }
-    double vision_ms = median(ms, reps);
+    double vision_ms = bench_median(ms, reps);
 
     int32_t *ids = malloc(sizeof(int32_t) * 512);
     float *pos = malloc(sizeof(float) * 3 * 512), *logits = malloc(sizeof(float) * 151936);
@@ -122,21 +66,21 @@ int main(int argc, char **argv) {
         for (int64_t i = 0; i < n; i++) pos[i] = pos[n + i] = pos[2 * n + i] = (float)i;
         for (int r = 0; r < reps; r++) {
             c->n_cached = 0;
-            double st = now_ms();
+            double st = bench_now_ms();
             if (vlm_llm_forward(c, ids, n, pos, NULL, 0, c->vout, 1, logits)) return 1;
-            ms[r] = now_ms() - st;
+            ms[r] = bench_now_ms() - st;
         }
-        prefill_tps[s] = (double)n / (median(ms, reps) / 1e3);
+        prefill_tps[s] = (double)n / (bench_median(ms, reps) / 1e3);
     }
     /* decode on top of the 512-token cache */
     int steps = 32;
-    double st = now_ms();
+    double st = bench_now_ms();
     for (int k = 0; k < steps; k++) {
         float p = (float)(512 + k), p3[3] = {p, p, p};
         int32_t tok = (k * 17) % 150000;
         if (vlm_llm_forward(c, &tok, 1, p3, NULL, 0, c->vout, 1, logits)) return 1;
     }
-    double decode_ms = (now_ms() - st) / steps;
+    double decode_ms = (bench_now_ms() - st) / steps;
     printf("vision tower, 2-frame 448x252 chunk (576 patches -> %lld tokens): %8.1f ms\n",
            (long long)n_tok, vision_ms);
     printf("prefill, %4lld tokens (one chunk):  %8.1f tokens/s\n", (long long)sizes[0],

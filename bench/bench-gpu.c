@@ -15,73 +15,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "model.h"
 #ifdef VLM_HAVE_CUDA
 #include "cuda/vlm_cuda.h"
 #endif
 
-/* Qwen2.5-VL-7B-Instruct's config.json (3B where it differs) */
-static void qwen_vl_config(vlm_config *c, bool is_3b) {
-    memset(c, 0, sizeof *c);
-    c->vocab = is_3b ? 151936 : 152064;
-    c->hidden = is_3b ? 2048 : 3584;
-    c->n_layers = is_3b ? 36 : 28;
-    c->n_heads = is_3b ? 16 : 28;
-    c->n_kv_heads = is_3b ? 2 : 4;
-    c->head_dim = 128;
-    c->intermediate = is_3b ? 11008 : 18944;
-    c->rms_eps = 1e-6f;
-    c->rope_theta = 1e6f;
-    c->mrope_section[0] = 16;
-    c->mrope_section[1] = 24;
-    c->mrope_section[2] = 24;
-    c->tie_word_embeddings = is_3b;
-    c->bos_token_id = 151643;
-    c->eos_token_id = 151645;
-    c->image_token_id = 151655;
-    c->video_token_id = 151656;
-    c->vision_start_token_id = 151652;
-    c->vision_end_token_id = 151653;
-    vlm_vision_config *v = &c->vision;
-    v->depth = 32;
-    v->hidden = 1280;
-    v->n_heads = 16;
-    v->head_dim = 80;
-    v->intermediate = 3420;
-    v->out_hidden = c->hidden;
-    v->patch_size = 14;
-    v->temporal_patch_size = 2;
-    v->spatial_merge_size = 2;
-    v->in_channels = 3;
-    v->window_size = 112;
-    v->tokens_per_second = 2;
-    v->n_fullatt = 4;
-    v->fullatt[0] = 7;
-    v->fullatt[1] = 15;
-    v->fullatt[2] = 23;
-    v->fullatt[3] = 31;
-    v->eps = 1e-6f;
-    c->gen.n_eos = 1;
-    c->gen.eos[0] = 151645;
-}
 
 #ifdef VLM_HAVE_CUDA
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
 
 #define CHUNK_TOKENS 745 /* a 2-frame chunk's turn: 720 video tokens + text */
 
@@ -144,11 +86,11 @@ int main(int argc, char **argv) {
     vlm_backend_free(probe);
 
     vlm_config cfg;
-    qwen_vl_config(&cfg, is_3b);
+    bench_config(&cfg, is_3b ? BENCH_DIMS_3B : BENCH_DIMS_7B);
     const char *dims = is_3b ? "Qwen2.5-VL-3B" : "Qwen2.5-VL-7B";
     vlm_model *m = NULL;
     vlm_model_params mp = {.backend = "cuda"};
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     if (vlm_model_new_random(&cfg, &mp, 1, &m, err)) {
         fprintf(stderr, "bench-gpu: %s\n", err);
         return 1;
@@ -157,7 +99,7 @@ int main(int argc, char **argv) {
            "vision 32 x 1280): %.2f GB of bf16 weights made and uploaded in %.1f s\n", dims,
            (long long)cfg.hidden, (long long)cfg.n_layers, (long long)cfg.n_heads,
            (long long)cfg.n_kv_heads, (long long)cfg.vocab, (double)m->weights_bytes / 1e9,
-           (now_ms() - t0) / 1e3);
+           (bench_now_ms() - t0) / 1e3);
 
     bench b = {.np = 40 * 72, .grid = {{1, 40, 72}}};
     int64_t decode_at = cache + 1000, patch_in = 3 * 2 * 14 * 14;
@@ -176,45 +118,45 @@ int main(int argc, char **argv) {
         b.pix[i] = (float)((i * 7919) % 255) / 128.0f - 1.0f;
 
     /* the cache: real prefills of random tokens up to `cache` */
-    t0 = now_ms();
+    t0 = bench_now_ms();
     while (b.c->n_cached < cache) {
         int64_t n = cache - b.c->n_cached < CHUNK_TOKENS ? cache - b.c->n_cached : CHUNK_TOKENS;
         if (forward(&b, n, 0)) return fail("filling the cache", m->be);
     }
-    printf("bench-gpu: filled a %lld-token cache in %.0f ms\n", (long long)cache, now_ms() - t0);
+    printf("bench-gpu: filled a %lld-token cache in %.0f ms\n", (long long)cache, bench_now_ms() - t0);
 
     double ms[64];
     /* vision tower */
     if (vision(&b)) return fail("vision", m->be);
     for (int r = 0; r < reps; r++) {
-        double s = now_ms();
+        double s = bench_now_ms();
         if (vision(&b) || vlm_backend_get(m->be, b.logits, vlm_tensor_rows(b.c->vout, 0, 1)))
             return fail("vision", m->be);
-        ms[r] = now_ms() - s;
+        ms[r] = bench_now_ms() - s;
     }
-    double vision_ms = median(ms, reps);
+    double vision_ms = bench_median(ms, reps);
     printf("vision tower, 2-frame 1008x560 chunk (2880 patches -> 720 tokens): %8.2f ms\n",
            vision_ms);
 
     /* prefill of one chunk on the cache (rolled back after each run) */
     for (int r = 0; r < reps; r++) {
         b.c->n_cached = cache;
-        double s = now_ms();
+        double s = bench_now_ms();
         if (forward(&b, CHUNK_TOKENS, b.np / 4)) return fail("prefill", m->be);
-        ms[r] = now_ms() - s;
+        ms[r] = bench_now_ms() - s;
     }
-    double prefill_ms = median(ms, reps);
+    double prefill_ms = bench_median(ms, reps);
     printf("prefill, %d tokens (720 vision rows) on a %lld-token cache:     %8.2f ms\n",
            CHUNK_TOKENS, (long long)cache, prefill_ms);
 
     /* whole chunk at the same depth */
     for (int r = 0; r < reps; r++) {
         b.c->n_cached = cache;
-        double s = now_ms();
+        double s = bench_now_ms();
         if (chunk(&b, steps)) return fail("chunk", m->be);
-        ms[r] = now_ms() - s;
+        ms[r] = bench_now_ms() - s;
     }
-    double chunk_ms = median(ms, reps);
+    double chunk_ms = bench_median(ms, reps);
     printf("whole chunk (vision + prefill + %d decode steps):               %8.2f ms\n", steps,
            chunk_ms);
 
@@ -226,12 +168,12 @@ int main(int argc, char **argv) {
     }
     for (int r = 0; r < reps; r++) {
         b.c->n_cached = decode_at;
-        double s = now_ms();
+        double s = bench_now_ms();
         for (int k = 0; k < steps; k++)
             if (forward(&b, 1, 0)) return fail("decode", m->be);
-        ms[r] = (now_ms() - s) / steps;
+        ms[r] = (bench_now_ms() - s) / steps;
     }
-    double decode_ms = median(ms, reps);
+    double decode_ms = bench_median(ms, reps);
     printf("decode at a %lld-token cache:                                   %8.3f ms/token\n",
            (long long)decode_at, decode_ms);
 
@@ -309,8 +251,6 @@ int main(int argc, char **argv) {
 #else
 
 int main(void) {
-    vlm_config cfg;
-    qwen_vl_config(&cfg, false); /* keeps the config code compiled in CPU-only builds */
     printf("bench-gpu: skipped: built without CUDA (nvcc was not found at build time)\n");
     return 0;
 }

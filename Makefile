@@ -23,10 +23,19 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
 .DEFAULT_GOAL := all
 
 # --- CUDA detection ------------------------------------------------------------------
-NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+ifeq ($(origin NVCC),undefined)
+NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+endif
 CUDA_SRC := $(wildcard cuda/*.cu)
-ifneq ($(and $(NVCC),$(CUDA_SRC)),)
-CUDA_HOME  := $(patsubst %/bin/nvcc,%,$(NVCC))
+# nvcc on PATH may be a wrapper script (/usr/local/bin/nvcc execs the toolkit's), so
+# ask nvcc itself where its toolkit is rather than guessing from its path
+ifneq ($(NVCC),)
+CUDA_HOME   := $(shell $(NVCC) --dryrun -c -x cu /dev/null -o /dev/null 2>&1 | \
+                 sed -n 's/^\#[$$] TOP=//p' | head -n 1)
+CUDA_LIBDIR := $(abspath $(firstword $(dir $(wildcard \
+                 $(CUDA_HOME)/lib64/libcudart.so $(CUDA_HOME)/targets/*/lib/libcudart.so))))
+endif
+ifneq ($(and $(NVCC),$(CUDA_SRC),$(CUDA_LIBDIR)),)
 CUDA_ARCH  := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
               -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90
@@ -35,13 +44,13 @@ NVCCFLAGS  ?= -O3 -std=c++17 $(CUDA_ARCH) -Iengine -I. -Xcompiler -fPIC,-Wall,-W
               $(if $(CI),-Werror all-warnings,)
 CFLAGS     += -DVLM_HAVE_CUDA=1
 # rpath: the CUDA libraries are found at run time even when ld.so.conf does not list them
-LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart \
+LDLIBS     += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublasLt -lcublas -lcudart \
               -lstdc++
 CUDA_OBJ   := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
 CUDA_STATE := built with CUDA ($(NVCC))
 else
 CUDA_OBJ   :=
-CUDA_STATE := CUDA not found: CPU backend only
+CUDA_STATE := CUDA not found$(if $(NVCC), (nvcc at $(NVCC) but no libcudart.so),): CPU backend only
 endif
 
 # backend.c is compiled differently with CUDA: rebuild it when CUDA appears or goes

@@ -90,7 +90,10 @@ else
     # and what this script runs against it alone
     echo "gpu-check: 'make all' failed; building the engine, the CLI's check and the tests alone"
     BUILD="engine only"
-    CUDA_LIBS="-L$(dirname "$(dirname "$NVCC")")/lib64 -lcublasLt -lcublas -lcudart -lstdc++"
+    # as the Makefile does: nvcc may be a wrapper script, so ask it where its toolkit is
+    CUDA_TOP=$("$NVCC" --dryrun -c -x cu /dev/null -o /dev/null 2>&1 | sed -n 's/^#[$] TOP=//p' | head -n 1)
+    CUDA_LIBDIR=$(dirname "$(ls "$CUDA_TOP"/lib64/libcudart.so "$CUDA_TOP"/targets/*/lib/libcudart.so 2>/dev/null | head -n 1)")
+    CUDA_LIBS="-L$CUDA_LIBDIR -Wl,-rpath,$CUDA_LIBDIR -lcublasLt -lcublas -lcudart -lstdc++"
     CFL="-O2 -g -std=c11 -D_GNU_SOURCE -pthread -Iengine -I. -DVLM_HAVE_CUDA=1 -DUTF8PROC_EXPORTS"
     mkdir -p build/bin build/tests build/bench
     printf '#include "cli.h"\n#include <stdio.h>\nint cmd_run(int argc, char **argv) {\n    (void)argc; (void)argv;\n    fprintf(stderr, "run: not in this build\\n");\n    return 2;\n}\n' >"$LOG/run_stub.c"

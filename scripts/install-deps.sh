@@ -21,6 +21,7 @@ PKGS=(
   # the default model's tests: held-out clips rendered through GStreamer's Python
   # bindings; the C-vs-PyTorch logits check (python3-torch, ~40 MB of .debs with its libs)
   python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 python3-torch
+  python3-torchvision  # make default-model: the engine's resize, in the training data
   prometheus  # promtool check metrics
   # WHIP, SRT and web-page tests: a webrtcbin publisher (python3-gi + GstWebRTC/GstSdp
   # typelibs), network namespaces with a veth pair (iproute2; unshare is util-linux),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Script test: the C engine and the PyTorch implementation the default model was trained
 # with (scripts/default_model/vlm.py, session.py) compute the same thing on
-# models/default.  reference.py replays a 10-chunk stream (drawn ball and solid scenes,
+# models/default, or, until it is made, on the same architecture with make.py's seeded
+# initial weights (make.py --init-only).  reference.py replays a 10-chunk stream (drawn ball and solid scenes,
 # policy V=T=3, S=4, W=6, M=12, so every eviction step runs) through the PyTorch model
 # with the engine's KV-cache semantics and writes a stream fixture; `commentary check`
 # replays it through the C session and compares every array: pixel values, vision
@@ -15,15 +16,22 @@ model=models/default
 py=/usr/bin/python3
 skip() { echo "$1"; exit 77; }
 [ -x "$bin" ] || skip "skip: $bin is not built (run make)"
-[ -f "$model/model.safetensors" ] || skip "skip: $model is missing (make default-model)"
 "$py" -c 'import torch, numpy' 2>/dev/null ||
     skip "skip: python3-torch is not installed (apt-get install python3-torch, or make deps)"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+if [ ! -f "$model/model.safetensors" ]; then
+    "$py" -c 'import torchvision' 2>/dev/null ||
+        skip "skip: $model is missing and python3-torchvision is not installed (make deps)"
+    model=$tmp/init
+    "$py" scripts/default_model/make.py --init-only "$model" >"$tmp/init.log" 2>&1 ||
+        { echo "FAIL: make.py --init-only:"; cat "$tmp/init.log"; exit 1; }
+    echo "$model: models/default is not made yet; the untrained architecture instead"
+fi
 "$py" scripts/default_model/reference.py "$model" "$tmp/fix" --chunks 10 ||
     { echo "FAIL: reference.py"; exit 1; }
-ln -s "$PWD/$model" "$tmp/fix/model"
+ln -s "$(cd "$model" && pwd)" "$tmp/fix/model"
 fail=0
 if "$bin" check "$tmp/fix" --weights model >"$tmp/check.out" 2>&1; then
     echo "check: $(tail -n 1 "$tmp/check.out")"

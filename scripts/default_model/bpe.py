@@ -146,7 +146,9 @@ class Tokenizer:
     def decode(self, ids, skip_special=True):
         out = bytearray()
         for i in ids:
-            t = self.id_to_token[int(i)]
+            t = self.id_to_token.get(int(i))
+            if t is None:  # a padding row of the embedding: no text (as the C decoder)
+                continue
             if t in self.specials:
                 if not skip_special:
                     out += t.encode()

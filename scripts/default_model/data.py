@@ -3,9 +3,9 @@ training samples laid out exactly as the streaming session runs them.
 
 Pool (made once by `make default-model`, build/default-model/data/): segments of
 consecutive chunks of one scene, each chunk its two frames at the model's input size
-(448x252) and its commentary.  Three ways in, as in the product:
+(364x196) and its commentary.  Three ways in, as in the product:
   cli     SeekRenderer at 1280x720, resized by the engine's resize (`commentary run`);
-  daemon  SeekRenderer through videoconvert ! videoscale to 448x252 (the daemon's ingest);
+  daemon  SeekRenderer through videoconvert ! videoscale to 364x196 (the daemon's ingest);
   h264    clips with scene changes, x264enc (ultrafast/superfast/veryfast, 1-4 Mbit/s)
           and avdec_h264, then the engine's resize (what `commentary run` sees in an MP4).
 Held-out ball scenes (scenes.HELD_OUT_*) never enter the pool.  Two worker processes
@@ -16,8 +16,9 @@ Samples: a stream of pool chunks (runs of consecutive chunks of random segments,
 runs flipped / time-reversed with their labels mapped), a policy (V = T, S, W: the
 daemon's scaled-down 4/4/64/64, the CLI's 16/16/512/512, or random), a chunk index, time
 offset, query and previous text; session.Stream lays the retained sequence out with
-every earlier round's label as its commentary; the loss is on each retained round's
-commentary + <|im_end|>.
+every earlier round's label as its commentary (a quarter of them replaced by a wrong
+one, so that the picture, not the history, decides); the loss is on each retained round's
+commentary + <|im_end|>, except the replaced ones.
 """
 import json
 import multiprocessing as mp
@@ -35,6 +36,8 @@ PREVIOUS = ["", "", "", "", "", "", "", "This is a test stream.",
 SYSTEM = "You are a helpful assistant."
 # (V, T, S, W): the shipped daemon config, the CLI's StreamingVLM defaults, then others
 POLICIES = [(4, 4, 64, 64), (16, 16, 512, 512)]
+ALL_TEXTS = S.all_texts()
+WRONG_HISTORY = 0.25  # chance that an earlier round's commentary is replaced (random_sample)
 
 
 def corpus():
@@ -173,6 +176,19 @@ class Pool:
 
 FLIP = {"h": {"left": "right", "right": "left"}, "v": {"up": "down", "down": "up"}}
 AUX_DIRS = ("left", "right", "up", "down", "still")
+AUX_T = 15  # columns of Chunk.aux_targets
+
+
+def random_colour(rng):
+    """An RGB colour whose channels are often 0 or 255 (the named colours are corners
+    of the cube) and otherwise anywhere."""
+    return np.array([rng.choice((0, 255)) if rng.random() < 0.5 else rng.randrange(256)
+                     for _ in range(3)], np.float32)
+
+
+def nearest(c):
+    """The named colour nearest to RGB c."""
+    return min(S.COLORS, key=lambda n: float(((S.rgb(n) - c) ** 2).sum()))
 
 
 def flipped_label(label, h, v, rev):
@@ -203,19 +219,55 @@ class Chunk:
         else:
             self.label = flipped_label(pool.meta[i]["label"], h, v, rev)
 
-    def aux(self):
-        """Training-only targets of the vision tower's output: scene, foreground and
-        background colour, direction (-100: none), displacement / frame width."""
+    def recoloured(self, rng):
+        """Training-only (the vision stage): the chunk's frames with the ball and its
+        background (or a solid screen) repainted in random colours, and the aux targets
+        of the repainted chunk (aux_targets).  Any colour, not just the six, so that the
+        vision tower cannot learn colour pairs by heart: what it learns is the colour of
+        the ball and the colour around it, which carries over to pairs never seen.
+        Colours whose nearest named colours make a held-out pair are never drawn."""
         s = S.Scene(*self.pool.meta[self.i]["scene"])
-        C = list(S.COLORS)
-        sc = S.PATTERNS.index(s.pattern)
+        f = self.frames()
+        if s.pattern not in ("ball", "solid-color") or rng.random() < 0.25:
+            return f, self.aux_targets(f, s, S.rgb(s.fg), S.rgb(s.bg))
+        while True:
+            fg, bg = random_colour(rng), random_colour(rng)
+            if np.abs(fg - bg).max() >= 96 and (nearest(fg), nearest(bg)) not in S.HELD_OUT_PAIRS:
+                break
+        if s.pattern == "solid-color":
+            out = np.broadcast_to(fg.astype(np.uint8), f.shape)
+        else:
+            F, B = S.rgb(s.fg).astype(np.float32), S.rgb(s.bg).astype(np.float32)
+            d = F - B
+            a = ((f.astype(np.float32) - B) @ d / float(d @ d)).clip(-0.25, 1.25)[..., None]
+            out = (bg + a * (fg - bg)).round().clip(0, 255).astype(np.uint8)
+        return np.ascontiguousarray(out), self.aux_targets(f, s, fg, bg)
+
+    def aux_targets(self, f, s, fg, bg, unit=28):
+        """Per merged token of frames f (pixels of the named scene s): [tokens, AUX_T]
+        = ball presence in frame 0 and 1 (fraction of the token's unit x unit pixels
+        closer to the ball's colour than the background's), the token's colour / 255
+        (the ball's where the ball is, else the background's; NaN: not applicable), then
+        the chunk's scene, fg colour / 255, bg colour / 255, direction class, and
+        displacement (dx, dy) / frame width, the same on every token."""
+        h, w = f.shape[1] // unit, f.shape[2] // unit
+        out = np.full((h * w, AUX_T), np.nan, np.float32)
+        out[:, :2] = 0.0
+        out[:, 5] = S.PATTERNS.index(s.pattern)
         if s.pattern == "ball":
-            f = self.frames()
+            for t in range(2):
+                x = f[t].astype(np.int32)
+                m = ((x - S.rgb(s.fg)) ** 2).sum(-1) < ((x - S.rgb(s.bg)) ** 2).sum(-1)
+                out[:, t] = m.reshape(h, unit, w, unit).mean((1, 3)).reshape(-1)
+            ball = out[:, 0] + out[:, 1] > 0.2
+            out[:, 2:5] = np.where(ball[:, None], fg, bg) / 255.0
             dx, dy = S.displacement(f[0], f[1], s.fg, s.bg)
-            d = self.label.rsplit(" ", 1)[1]
-            return (sc, C.index(s.fg), C.index(s.bg), AUX_DIRS.index(d),
-                    dx / f.shape[2], dy / f.shape[2])
-        return (sc, C.index(s.fg) if s.pattern == "solid-color" else -100, -100, -100, 0.0, 0.0)
+            out[:, 6:9], out[:, 9:12] = fg / 255.0, bg / 255.0
+            out[:, 12] = AUX_DIRS.index(self.label.rsplit(" ", 1)[1])
+            out[:, 13], out[:, 14] = dx / f.shape[2], dy / f.shape[2]
+        elif s.pattern == "solid-color":
+            out[:, 2:5] = out[:, 6:9] = fg / 255.0
+        return out
 
     def frames(self):
         fr = self.pool.frames
@@ -283,11 +335,18 @@ def random_sample(rng, pool, tok, merged_grid):
     st = Stream(pc, Policy(V, T, Sk, W, 20), merged_grid)
     chunks = random_stream(rng, pool, i + 1)
     requery = rng.randrange(1, i + 1) if i > 0 and rng.random() < 0.1 else -1
-    content = {}
+    content, wrong = {}, set()
     for k, ch in enumerate(chunks):
         if k == requery:
             st.set_query(tok.encode(rng.choice(QUERIES[:-1])))
-        c = content.setdefault(ch.label, tok.encode(" " + ch.label + " ..."))
+        text = ch.label
+        # Consecutive chunks mostly share a label, so a model trained on true history
+        # learns to repeat its previous answer and, once wrong, stays wrong.  Some earlier
+        # rounds therefore say something else (and are not targets): the picture decides.
+        if k < i and rng.random() < WRONG_HISTORY:
+            text = rng.choice([t for t in ALL_TEXTS if t != ch.label])
+            wrong.add(k)
+        c = content.setdefault(text, tok.encode(" " + text + " ..."))
         st.step_text(float(offset + k), float(offset + k + 1), c)
     vis_rounds = []
     for j in range(len(st.ids)):
@@ -295,5 +354,6 @@ def random_sample(rng, pool, tok, merged_grid):
             vis_rounds.append(st.rounds[j])
     have = set(vis_rounds)
     targets = [j for j in range(len(st.ids))
-               if st.roles[j] in (ASSISTANT_CONTENT, ASSISTANT_END) and st.rounds[j] in have]
+               if st.roles[j] in (ASSISTANT_CONTENT, ASSISTANT_END) and st.rounds[j] in have
+               and st.rounds[j] not in wrong]
     return Sample(st.ids, st.positions(), [chunks[r] for r in vis_rounds], targets)

@@ -6,8 +6,13 @@ model (models/default), reproducibly on the CPU with Debian's python3-torch.
         [--work build/default-model] [--steps N] [--seed N] [--skip-data]
 
 Steps: 1. the tokenizer (bpe.py) from the product's strings; 2. the chunk pool
-(data.py, two render processes, ~5 min); 3. training (AdamW, warmup + cosine, ~16
-chunks of vision per step, every retained round's commentary is a target); 4. export:
+(data.py, two render processes, ~5 min); 3. training in two stages: (a) the vision tower
+alone, with a training-only linear head on its output tokens, on chunks repainted in
+random colours (ball presence per frame, each token's colour, the chunk's scene, colours,
+direction and displacement), so that what it learns does not hinge on the colour pairs
+it saw; (b) the LLM on the frozen tower's tokens (AdamW, warmup + cosine, ~16 chunks of
+vision per step, every retained round's commentary is a target, some earlier rounds'
+commentary replaced by wrong text so the picture decides); 4. export:
 config.json, generation_config.json, preprocessor_config.json, tokenizer.json,
 model.safetensors (bf16); 5. a check on freshly rendered held-out scenes through the
 PyTorch streaming session (greedy, the engine's cache semantics).  Prints the figures
@@ -41,9 +46,9 @@ import vlm
 from session import ModelSession, Pieces, Policy
 
 # The model: Qwen2.5-VL's architecture with small dimensions (≈1.4M parameters).
-VISION = {"depth": 4, "hidden_size": 64, "num_heads": 4, "intermediate_size": 128,
+VISION = {"depth": 4, "hidden_size": 96, "num_heads": 3, "intermediate_size": 192,
           "patch_size": 14, "temporal_patch_size": 2, "spatial_merge_size": 2,
-          "in_chans": 3, "window_size": 112, "fullatt_block_indexes": [3],
+          "in_chans": 3, "window_size": 112, "fullatt_block_indexes": [0, 1, 2, 3],
           "tokens_per_second": 2, "hidden_act": "silu"}
 TEXT = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
         "num_key_value_heads": 2, "intermediate_size": 384}
@@ -67,7 +72,7 @@ def configs(tok):
     hd = TEXT["hidden_size"] // TEXT["num_attention_heads"]
     cfg = {"architectures": ["Qwen2_5_VLForConditionalGeneration"], "model_type": "qwen2_5_vl",
            **TEXT, "vocab_size": vocab, "hidden_act": "silu", "rms_norm_eps": 1e-6,
-           "rope_theta": 1000000.0,
+           "rope_theta": 100.0,
            "rope_scaling": {"type": "mrope", "mrope_section": [hd // 8, 3 * hd // 16, 3 * hd // 16]},
            "max_position_embeddings": 32768, "tie_word_embeddings": True,
            "bos_token_id": sid["<|endoftext|>"], "eos_token_id": sid["<|im_end|>"],
@@ -84,11 +89,106 @@ def configs(tok):
     return cfg, gen
 
 
+def masked_ce(logits, target):
+    """Mean cross-entropy over the targets that are not NaN (0 when there are none)."""
+    ok = ~torch.isnan(target)
+    if not bool(ok.any()):
+        return logits.sum() * 0.0
+    return torch.nn.functional.cross_entropy(logits[ok], target[ok].long())
+
+
+def masked_mse(pred, target):
+    """Mean squared error over the rows whose target is not NaN."""
+    ok = ~torch.isnan(target[..., 0])
+    if not bool(ok.any()):
+        return pred.sum() * 0.0
+    return ((pred[ok] - target[ok]) ** 2).mean()
+
+
+# The aux head's outputs: ball presence in frame 0 and 1, the token's colour, then the
+# chunk's scene (5), ball / solid colour, background colour, direction (5), displacement.
+AUX_OUT = 23
+
+
+def aux_loss(head, vis, tg):
+    """Training-only loss on the vision tower's output tokens vis [B, N, d] against
+    Chunk.aux_targets tg [B, N, AUX_T] (the head is not part of the model)."""
+    o = head(vis)
+    local = torch.nn.functional.binary_cross_entropy_with_logits(
+        o[..., 0:2], tg[..., 0:2], pos_weight=torch.tensor([4.0, 4.0])) + \
+        4.0 * masked_mse(o[..., 2:5], tg[..., 2:5])
+    glob = masked_ce(o[..., 5:10], tg[..., 5]) + 4.0 * masked_mse(o[..., 10:13], tg[..., 6:9]) + \
+        4.0 * masked_mse(o[..., 13:16], tg[..., 9:12]) + masked_ce(o[..., 16:21], tg[..., 12]) + \
+        100.0 * masked_mse(o[..., 21:23], tg[..., 13:15])
+    return local + 0.5 * glob
+
+
+def parts(label):
+    """(scene, ball / solid colour, background colour, direction) of a commentary, as
+    names (None: not applicable)."""
+    if " ball on " in label:
+        f, rest = label.split(" ball on ")
+        b, d = rest.split(", ")
+        return ("ball", f, b, d.split(" ")[-1])
+    if label.startswith("solid "):
+        return ("solid-color", label.split(" ")[1], None, None)
+    return ({"color bars": "smpte", "static noise": "snow", "checkerboard": "checkers-8"}[label],
+            None, None, None)
+
+
+@torch.no_grad()
+def vision_probe(model, head, frames, labels, lut):
+    """Accuracy of the aux head's chunk outputs (averaged over a chunk's tokens; colours
+    read as the nearest named colour) on frames: how much of the answer the vision tower
+    alone carries.  Returns [scene, ball / solid colour, background, direction]."""
+    fr = torch.from_numpy(np.stack(frames))
+    o = head(model.vision(vlm.patchify(fr, lut, model.cfg), GRID)).mean(1).numpy()
+    got = [(S.PATTERNS[int(r[5:10].argmax())], data.nearest(r[10:13] * 255),
+            data.nearest(r[13:16] * 255), data.AUX_DIRS[int(r[16:21].argmax())]) for r in o]
+    acc = []
+    for k in range(4):
+        pairs = [(g[k], parts(l)[k]) for g, l in zip(got, labels) if parts(l)[k] is not None]
+        acc.append(sum(g == w for g, w in pairs) / max(1, len(pairs)))
+    return acc
+
+
+def pretrain_vision(model, head, pool, steps, seed, probe, batch=24):
+    """Stage 1: the vision tower and the aux head alone, on single repainted chunks
+    (cheap: no LLM), so that every vision token carries the scene, both colours and the
+    motion, in a form that does not depend on which colour pairs were seen."""
+    rng = random.Random(seed + 7)
+    lut = vlm.pixel_lut(PREPROCESSOR)
+    params = [p for n, p in model.named_parameters() if n.startswith("visual")] + \
+        list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=3e-3, betas=(0.9, 0.98), weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 20) * (0.05 + 0.95 * 0.5 * (1 + math.cos(
+            math.pi * min(1.0, s / steps)))))
+    t0 = time.time()
+    for step in range(steps):
+        chunks = [c for _ in range(batch) for c in data.random_stream(rng, pool, 1)]
+        fr, tg = zip(*(c.recoloured(rng) for c in chunks))
+        fr = torch.from_numpy(np.stack(fr))
+        loss = aux_loss(head, model.vision(vlm.patchify(fr, lut, model.cfg), GRID),
+                        torch.from_numpy(np.stack(tg)))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        if step % 100 == 0 or step == steps - 1:
+            log("vision step %d/%d aux loss %.4f, held-out scene/colour/background/direction "
+                "%s, %.0f s" % (step, steps, loss.item(), "/".join("%.2f" % a for a in probe()),
+                                time.time() - t0))
+
+
 def batch_forward(model, samples, lut):
-    """Mean cross-entropy over the samples' targets (and the token accuracy)."""
+    """Mean cross-entropy over the samples' targets and the token accuracy.  The vision
+    tower is frozen here (trained in stage 1), so it runs without gradients."""
     chunks = [c for s in samples for c in s.chunks]
     fr = torch.from_numpy(np.stack([c.frames() for c in chunks]))
-    vis = model.vision(vlm.patchify(fr, lut, model.cfg), GRID)
+    with torch.no_grad():
+        vis = model.vision(vlm.patchify(fr, lut, model.cfg), GRID)
     loss, n_tok, n_ok, k = 0.0, 0, 0, 0
     for s in samples:
         nv = len(s.chunks)
@@ -104,10 +204,13 @@ def batch_forward(model, samples, lut):
 
 
 def train(model, pool, tok, steps, seed, log_path, vis_per_step=16):
+    """Stage 2: the LLM alone (the vision tower stays as stage 1 left it: fine-tuning it
+    on the commentary would let it learn the training colour pairs by heart)."""
     rng = random.Random(seed)
     lut = vlm.pixel_lut(PREPROCESSOR)
-    decay = [p for n, p in model.named_parameters() if p.dim() == 2]
-    other = [p for n, p in model.named_parameters() if p.dim() != 2]
+    params = [(n, p) for n, p in model.named_parameters() if not n.startswith("visual")]
+    decay = [p for n, p in params if p.dim() == 2]
+    other = [p for n, p in params if p.dim() != 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
                              {"params": other, "weight_decay": 0.0}], lr=2e-3, betas=(0.9, 0.98))
     warm = max(1, steps // 20)
@@ -125,7 +228,7 @@ def train(model, pool, tok, steps, seed, log_path, vis_per_step=16):
             loss, acc = batch_forward(model, samples, lut)
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
             opt.step()
             sched.step()
             ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
@@ -188,11 +291,38 @@ def evaluate(model, tok, frames, labels, policy):
     return ok / len(labels), ok_sc / len(labels), misses
 
 
+def export(model, tok, cfg_json, gen_json, out):
+    """Write the model folder as Hugging Face lays one out (weights rounded to bf16)."""
+    model.round_bf16()
+    os.makedirs(out, exist_ok=True)
+    for name, obj in (("config.json", cfg_json), ("generation_config.json", gen_json),
+                      ("preprocessor_config.json", PREPROCESSOR)):
+        with open(os.path.join(out, name), "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+    tok.save(os.path.join(out, "tokenizer.json"))
+    model.save(os.path.join(out, "model.safetensors"))
+    log("exported %s (%d bytes of weights)" % (out, os.path.getsize(
+        os.path.join(out, "model.safetensors"))))
+
+
+def build_tokenizer():
+    tok = bpe.Tokenizer.build(data.corpus())
+    tok.check(["Time", " ...", "\n", "=", ".", "-", "s"] + [str(d) for d in range(10)] +
+              [" %s" % w for t in S.all_texts() for w in t.replace(",", "").split()])
+    return tok
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "default"))
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "default-model"))
     ap.add_argument("--steps", type=int, default=1400)
+    ap.add_argument("--vision-steps", type=int, default=600)
+    ap.add_argument("--eval-only", metavar="MODEL", help="evaluate an exported model")
+    ap.add_argument("--init-only", metavar="DIR",
+                    help="export the untrained model (seeded initial weights) to DIR: the "
+                         "architecture alone, for the C-vs-PyTorch test")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-data", action="store_true", help="reuse the work folder's pool")
     ap.add_argument("--threads", type=int, default=2)
@@ -200,12 +330,27 @@ def main():
     t_all = time.time()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    os.makedirs(a.work, exist_ok=True)
-
-    tok = bpe.Tokenizer.build(data.corpus())
-    tok.check(["Time", " ...", "\n", "=", ".", "-", "s"] + [str(d) for d in range(10)] +
-              [" %s" % w for t in S.all_texts() for w in t.replace(",", "").split()])
+    if a.eval_only:
+        with open(os.path.join(a.eval_only, "config.json")) as f:
+            model = vlm.VLM(vlm.Config(json.load(f)))
+        model.load(os.path.join(a.eval_only, "model.safetensors"))
+        model.eval()
+        tok = bpe.Tokenizer.load(os.path.join(a.eval_only, "tokenizer.json"))
+        frames, labels = render_heldout(heldout_streams(a.seed))
+        for pol in data.POLICIES:
+            ex, sc, misses = evaluate(model, tok, frames, labels, pol)
+            log("held-out, policy %d/%d/%d/%d: exact %.3f, scene+colours %.3f" % (pol + (ex, sc)))
+            for n, w, g in misses[:20]:
+                log("   chunk %2d want %-32r got %r" % (n, w, g))
+        return
+    tok = build_tokenizer()
     cfg_json, gen_json = configs(tok)
+    if a.init_only:
+        model = vlm.VLM(vlm.Config(cfg_json))
+        model.init_weights(torch.Generator().manual_seed(a.seed))
+        export(model, tok, cfg_json, gen_json, a.init_only)
+        return
+    os.makedirs(a.work, exist_ok=True)
     log("tokenizer: %d ids, %d merges; vocab_size %d" % (tok.n_ids(), len(tok.merges),
                                                            cfg_json["vocab_size"]))
 
@@ -225,25 +370,20 @@ def main():
     gen = torch.Generator().manual_seed(a.seed)
     model.init_weights(gen)
     log("model: %d parameters" % sum(p.numel() for p in model.parameters()))
+    frames, labels = render_heldout(heldout_streams(a.seed))
+    lut = vlm.pixel_lut(PREPROCESSOR)
+    head = torch.nn.Linear(model.cfg.hidden, AUX_OUT)  # training only, never exported
+    probe = lambda: vision_probe(model, head, frames, labels, lut)
     t = time.time()
+    pretrain_vision(model, head, pool, a.vision_steps, a.seed, probe)
     loss, acc = train(model, pool, tok, a.steps, a.seed, os.path.join(a.work, "train.log"))
     t_train = time.time() - t
+    log("held-out vision probe scene/fg/bg/dir: %s" % "/".join("%.3f" % v for v in probe()))
     log("trained %d steps in %.0f s: loss %.4f, token accuracy %.4f" % (a.steps, t_train, loss, acc))
 
-    model.round_bf16()
-    os.makedirs(a.out, exist_ok=True)
-    for name, obj in (("config.json", cfg_json), ("generation_config.json", gen_json),
-                      ("preprocessor_config.json", PREPROCESSOR)):
-        with open(os.path.join(a.out, name), "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-    tok.save(os.path.join(a.out, "tokenizer.json"))
-    model.save(os.path.join(a.out, "model.safetensors"))
-    log("exported %s (%d bytes of weights)" % (a.out, os.path.getsize(
-        os.path.join(a.out, "model.safetensors"))))
+    export(model, tok, cfg_json, gen_json, a.out)
 
     model.eval()
-    frames, labels = render_heldout(heldout_streams(a.seed))
     held = {}
     for pol in data.POLICIES:
         ex, sc, misses = evaluate(model, tok, frames, labels, pol)

@@ -145,6 +145,7 @@ class Segments:
             bias[k, ..., :m] = 0.0
             back[a:a + m] = k * L + np.arange(m)
         self.L, self.n_seg = L, len(segs)
+        self.padded = any(m < L for _, m in segs)
         self.gather = torch.from_numpy(gather.reshape(-1))
         self.bias = torch.from_numpy(bias)
         self.back = torch.from_numpy(back)
@@ -287,7 +288,8 @@ class VLM(torch.nn.Module):
             pad = lambda t: torch.cat([t, t.new_zeros(B, 1, H, hd)], 1).index_select(
                 1, sg.gather).view(B, sg.n_seg, sg.L, H, hd).transpose(2, 3)  # B,S,H,L,hd
             qs, ks, vs = pad(q), pad(k), pad(v)
-            o = ((qs @ ks.transpose(-1, -2)) + sg.bias).softmax(-1) @ vs
+            sc = qs @ ks.transpose(-1, -2)
+            o = (sc + sg.bias if sg.padded else sc).softmax(-1) @ vs
             att = o.transpose(2, 3).reshape(B, -1, H, hd).index_select(1, sg.back)
             x = x + F.linear(att.reshape(B, Np, -1), self.w(p + "attn.proj.weight"),
                              self.w(p + "attn.proj.bias"))

@@ -144,3 +144,102 @@ int vlm_llm_rerotate(vlm_ctx *c, int64_t first, int64_t n, const float *pos_t,
     }
     return 0;
 }
+
+int vlm_llm_decode_batch(vlm_ctx *b, vlm_ctx *const *cs, const int32_t *ids, const float *pos,
+                         int64_t n, float *const *logits_out) {
+    const vlm_config *cfg = &b->model->cfg;
+    const vlm_weights *w = &b->model->w;
+    vlm_backend *be = b->be;
+    if (n < 1 || n > b->p.n_batch || n > b->p.n_logits) {
+        vlm__log(VLM_LOG_ERROR, "llm: bad batched decode (%lld contexts; batch limit %lld, "
+                 "logits limit %lld)", (long long)n, (long long)b->p.n_batch,
+                 (long long)b->p.n_logits);
+        return VLM_EINVAL;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (cs[i]->model != b->model) {
+            vlm__log(VLM_LOG_ERROR, "llm: batched decode: context %lld has another model",
+                     (long long)i);
+            return VLM_EINVAL;
+        }
+        for (int64_t j = 0; j < i; j++)
+            if (cs[j] == cs[i]) {
+                vlm__log(VLM_LOG_ERROR, "llm: batched decode: context %lld appears twice",
+                         (long long)i);
+                return VLM_EINVAL;
+            }
+        if (cs[i]->n_cached + 1 > cs[i]->p.n_ctx) {
+            vlm__log(VLM_LOG_ERROR, "llm: batched decode: context %lld's KV cache is full "
+                     "(%lld tokens)", (long long)i, (long long)cs[i]->n_cached);
+            return VLM_EFULL;
+        }
+        if (ids[i] < 0 || ids[i] >= cfg->vocab) {
+            vlm__log(VLM_LOG_ERROR, "llm: token id %d of context %lld is outside the "
+                     "vocabulary (%lld)", ids[i], (long long)i, (long long)cfg->vocab);
+            return VLM_ERANGE;
+        }
+    }
+
+    int64_t H = cfg->n_heads, KVH = cfg->n_kv_heads, hd = cfg->head_dim;
+    vlm_tensor x = vlm_tensor_rows(b->x, 0, n), xn = vlm_tensor_rows(b->xn, 0, n);
+    vlm_tensor q = vlm_tensor_rows(b->q, 0, n), att = vlm_tensor_rows(b->att, 0, n);
+    vlm_tensor tmp = vlm_tensor_rows(b->tmp, 0, n);
+    vlm_tensor gate = vlm_tensor_rows(b->gate, 0, n), up = vlm_tensor_rows(b->up, 0, n);
+    vlm_tensor cs_t = vlm_tensor_rows(b->cos, 0, n), sn_t = vlm_tensor_rows(b->sin, 0, n);
+    vlm_tensor tid = vlm_tensor_rows(b->ids, 0, n);
+    vlm_tensor dst = vlm_tensor_rows(b->slots, 0, n);
+
+    memcpy(b->h_ids, ids, sizeof(int32_t) * (size_t)n);
+    TRY(vlm_backend_set(be, tid, b->h_ids));
+    TRY(vlm_get_rows(be, x, w->embed, tid));
+    /* decode tokens are text: t = h = w */
+    mrope_tables(cfg, pos, pos, pos, n, b->h_cos, b->h_sin);
+    TRY(vlm_backend_set(be, cs_t, b->h_cos));
+    TRY(vlm_backend_set(be, sn_t, b->h_sin));
+    /* the row each new key and value goes to in its own context's cache */
+    for (int64_t i = 0; i < n; i++) b->h_slots[i] = (int32_t)cs[i]->n_cached;
+    TRY(vlm_backend_set(be, dst, b->h_slots));
+
+    for (int64_t l = 0; l < cfg->n_layers; l++) {
+        const vlm_layer_weights *lw = &w->layers[l];
+        /* the batch context's own cache rows hold the new keys and values until they are
+         * copied into each context's cache */
+        vlm_tensor k_new = vlm_tensor_rows(b->k_raw[l], 0, n);
+        vlm_tensor kr_new = vlm_tensor_rows(b->k_rot[l], 0, n);
+        vlm_tensor v_new = vlm_tensor_rows(b->v[l], 0, n);
+        TRY(vlm_rms_norm(be, xn, x, lw->in_norm, cfg->rms_eps));
+        TRY(vlm_matmul(be, q, xn, lw->q_w, &lw->q_b));
+        TRY(vlm_matmul(be, k_new, xn, lw->k_w, &lw->k_b));
+        TRY(vlm_matmul(be, v_new, xn, lw->v_w, &lw->v_b));
+        TRY(vlm_rope(be, q, q, cs_t, sn_t));
+        TRY(vlm_rope(be, kr_new, k_new, cs_t, sn_t));
+        /* attention: each row over its own context's cache */
+        for (int64_t i = 0; i < n; i++) {
+            vlm_ctx *c = cs[i];
+            vlm_tensor at = vlm_tensor_rows(dst, i, 1);
+            int64_t total = c->n_cached + 1;
+            TRY(vlm_set_rows(be, c->k_raw[l], vlm_tensor_rows(k_new, i, 1), at));
+            TRY(vlm_set_rows(be, c->k_rot[l], vlm_tensor_rows(kr_new, i, 1), at));
+            TRY(vlm_set_rows(be, c->v[l], vlm_tensor_rows(v_new, i, 1), at));
+            TRY(vlm_attention(be, vlm_tensor_rows(att, i, 1), vlm_tensor_rows(q, i, 1),
+                              vlm_tensor_rows(c->k_rot[l], 0, total),
+                              vlm_tensor_rows(c->v[l], 0, total), NULL, H, KVH, hd));
+        }
+        TRY(vlm_matmul(be, tmp, att, lw->o_w, NULL));
+        TRY(vlm_add(be, x, x, tmp));
+        TRY(vlm_rms_norm(be, xn, x, lw->post_norm, cfg->rms_eps));
+        TRY(vlm_matmul(be, gate, xn, lw->gate_w, NULL));
+        TRY(vlm_matmul(be, up, xn, lw->up_w, NULL));
+        TRY(vlm_swiglu(be, gate, gate, up));
+        TRY(vlm_matmul(be, tmp, gate, lw->down_w, NULL));
+        TRY(vlm_add(be, x, x, tmp));
+    }
+    for (int64_t i = 0; i < n; i++) cs[i]->n_cached++;
+
+    vlm_tensor logits = vlm_tensor_rows(b->logits, 0, n);
+    TRY(vlm_rms_norm(be, xn, x, w->norm, cfg->rms_eps));
+    TRY(vlm_matmul(be, logits, xn, w->lm_head, NULL));
+    for (int64_t i = 0; i < n; i++)
+        if (logits_out[i]) TRY(vlm_backend_get(be, logits_out[i], vlm_tensor_rows(logits, i, 1)));
+    return 0;
+}

@@ -205,6 +205,17 @@ int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
                     const int32_t *vis_slots, int64_t n_vis, vlm_tensor vis, int64_t n_logits,
                     float *logits_out);
 
+/* One decode step of n contexts of the same model at once: token ids[i] at text
+ * position pos[i] is appended to cs[i]'s cache and its logits copied to logits_out[i]
+ * (host; NULL: not wanted).  The projections, the MLP and lm_head run once over the n
+ * rows, so the weights are read once per step for every stream; attention runs per
+ * context over its own cache.  b is a context of the same model used only as the
+ * batch's run state (n <= n_batch, n_logits and n_ctx of b; its cache holds the step's
+ * new keys and values before they are copied to each context).  Contexts are distinct.
+ * On an error no context's n_cached has changed. */
+int vlm_llm_decode_batch(vlm_ctx *b, vlm_ctx *const *cs, const int32_t *ids, const float *pos,
+                         int64_t n, float *const *logits_out);
+
 /* Keep only the cached rows idx[0..n) (in that order) of every layer's raw keys and
  * values: the cache then holds n tokens.  Rotated keys are stale from the first row
  * whose source moved; re-rotate them with vlm_llm_rerotate. */

@@ -342,9 +342,11 @@ static void round_text(vlm_session *s, int32_t r, char *out, size_t cap) {
     out[len] = 0;
 }
 
-int vlm_session_push_chunk(vlm_session *s, const vlm_frame frames[2], double t_start,
-                           double t_end, vlm_chunk_result *res, char *err) {
-    double t0 = now_ms();
+/* Steps 0-5 of chunk i: pixels, eviction, vision, the chunk's turn and positions,
+ * prefill; leaves the first logits row in s->logits and the sampler ready.  Timings go
+ * to res (cleared here). */
+static int chunk_begin(vlm_session *s, const vlm_frame frames[2], double t_start, double t_end,
+                       vlm_chunk_result *res, char *err) {
     int64_t i = s->chunk;
     int32_t r = (int32_t)i;
     vlm_ctx *c = s->ctx;
@@ -410,36 +412,50 @@ int vlm_session_push_chunk(vlm_session *s, const vlm_frame frames[2], double t_s
     res->ms_prefill = now_ms() - tp;
     hook(s, VLM_STAGE_LOGITS, 0);
 
-    /* 6. decode: the penalty sees every retained id and what this chunk generated */
-    double td = now_ms();
+    /* the penalty sees every retained id and what this chunk generates */
     vlm_sampler_reset_context(&s->sampler);
     vlm_sampler_add_context(&s->sampler, s->ids, s->n);
     s->n_gen = 0;
-    for (int64_t k = 1;; k++) {
-        int32_t g = vlm_sampler_sample(&s->sampler, s->logits);
-        s->gen[s->n_gen++] = g;
-        bool end = g == s->pc.im_end;
-        if ((rc = append1(s, g, end ? VLM_ROLE_ASSISTANT_END : VLM_ROLE_ASSISTANT_CONTENT, r)))
-            return vlm__errf(err, rc, "chunk %lld: capacity %lld reached while decoding",
-                             (long long)i, (long long)s->cap);
-        vlm_sampler_add_context(&s->sampler, &g, 1);
-        if (is_stop(s, g) || k >= s->pol.max_new_tokens) break;
-        float p = pt[s->n - 2] + 1.0f; /* text after text: last position + 1 */
-        pt[s->n - 1] = ph[s->n - 1] = pw[s->n - 1] = p;
-        float p3[3] = {p, p, p};
-        s->serial[s->n - 1] = s->next_serial++;
-        if ((rc = vlm_llm_forward(c, &g, 1, p3, NULL, 0, c->vout, 1, s->logits)))
-            return vlm__errf(err, rc, "chunk %lld: decode step %lld failed: %s", (long long)i,
-                             (long long)k, vlm_strerror(rc));
-        s->n_cached = s->n;
-        hook(s, VLM_STAGE_LOGITS, k);
-    }
-    res->ms_decode = now_ms() - td;
+    return 0;
+}
 
-    /* 7. close the turn; its last token(s) are forwarded at the next prefill */
+/* Step 6, one token: sample from s->logits and append it.  Returns 1 when the token
+ * must be forwarded for the next logits row (its position in *pos), 0 when the chunk's
+ * generation is over, < 0 on an error. */
+static int chunk_sample(vlm_session *s, int32_t *tok, float *pos, char *err) {
+    int32_t r = (int32_t)s->chunk;
+    int32_t g = vlm_sampler_sample(&s->sampler, s->logits);
+    s->gen[s->n_gen++] = g;
+    bool end = g == s->pc.im_end;
+    int rc = append1(s, g, end ? VLM_ROLE_ASSISTANT_END : VLM_ROLE_ASSISTANT_CONTENT, r);
+    if (rc)
+        return vlm__errf(err, rc, "chunk %lld: capacity %lld reached while decoding",
+                         (long long)s->chunk, (long long)s->cap);
+    vlm_sampler_add_context(&s->sampler, &g, 1);
+    if (is_stop(s, g) || s->n_gen >= s->pol.max_new_tokens) return 0;
+    float *pt = s->pos, *ph = s->pos + s->cap, *pw = s->pos + 2 * s->cap;
+    float p = pt[s->n - 2] + 1.0f; /* text after text: last position + 1 */
+    pt[s->n - 1] = ph[s->n - 1] = pw[s->n - 1] = p;
+    s->serial[s->n - 1] = s->next_serial++;
+    *tok = g;
+    *pos = p;
+    return 1;
+}
+
+/* After the forward of the token chunk_sample returned: it is cached, its logits are
+ * in s->logits. */
+static void chunk_forwarded(vlm_session *s) {
+    s->n_cached = s->n;
+    hook(s, VLM_STAGE_LOGITS, s->n_gen);
+}
+
+/* Step 7: close the turn (its last token(s) are forwarded at the next prefill). */
+static int chunk_end(vlm_session *s, vlm_chunk_result *res, double t0, char *err) {
+    int32_t r = (int32_t)s->chunk;
+    int rc;
     if (s->ids[s->n - 1] != s->pc.im_end &&
         (rc = append1(s, s->pc.im_end, VLM_ROLE_ASSISTANT_END, r)))
-        return vlm__errf(err, rc, "chunk %lld: capacity %lld reached", (long long)i,
+        return vlm__errf(err, rc, "chunk %lld: capacity %lld reached", (long long)s->chunk,
                          (long long)s->cap);
     hook(s, VLM_STAGE_FINAL, 0);
     round_text(s, r, res->text, sizeof res->text);
@@ -449,6 +465,157 @@ int vlm_session_push_chunk(vlm_session *s, const vlm_frame frames[2], double t_s
     res->ms_total = now_ms() - t0;
     s->chunk++;
     return 0;
+}
+
+int vlm_session_push_chunk(vlm_session *s, const vlm_frame frames[2], double t_start,
+                           double t_end, vlm_chunk_result *res, char *err) {
+    double t0 = now_ms();
+    int rc = chunk_begin(s, frames, t_start, t_end, res, err);
+    if (rc) return rc;
+    double td = now_ms();
+    int32_t g;
+    float p;
+    while ((rc = chunk_sample(s, &g, &p, err)) == 1) {
+        float p3[3] = {p, p, p};
+        if ((rc = vlm_llm_forward(s->ctx, &g, 1, p3, NULL, 0, s->ctx->vout, 1, s->logits)))
+            return vlm__errf(err, rc, "chunk %lld: decode step %lld failed: %s",
+                             (long long)s->chunk, (long long)s->n_gen, vlm_strerror(rc));
+        chunk_forwarded(s);
+    }
+    if (rc) return rc;
+    res->ms_decode = now_ms() - td;
+    return chunk_end(s, res, t0, err);
+}
+
+/* ---- several sessions at once ---- */
+
+struct vlm_batch {
+    vlm_engine *engine; /* borrowed */
+    vlm_ctx *ctx;       /* owned: the batch's run state (vlm_llm_decode_batch) */
+    int64_t max;
+    int64_t *live;      /* scratch, max each: indices of the sessions still decoding */
+    vlm_ctx **ctxs;
+    int32_t *toks;
+    float *pos;
+    float **logits;
+    double *t0;
+};
+
+int vlm_batch_new(vlm_engine *e, int64_t max_sessions, vlm_batch **out, char *err) {
+    *out = NULL;
+    if (max_sessions < 1 || max_sessions > 4096)
+        return vlm__errf(err, VLM_EINVAL, "batch: %lld sessions (1 to 4096)",
+                         (long long)max_sessions);
+    vlm_batch *b = calloc(1, sizeof *b);
+    if (!b) return vlm__errf(err, VLM_ENOMEM, "batch: out of memory");
+    b->engine = e;
+    b->max = max_sessions;
+    size_t n = (size_t)max_sessions;
+    b->live = malloc(n * sizeof *b->live);
+    b->ctxs = malloc(n * sizeof *b->ctxs);
+    b->toks = malloc(n * sizeof *b->toks);
+    b->pos = malloc(n * sizeof *b->pos);
+    b->logits = malloc(n * sizeof *b->logits);
+    b->t0 = malloc(n * sizeof *b->t0);
+    int rc = 0;
+    if (!b->live || !b->ctxs || !b->toks || !b->pos || !b->logits || !b->t0) {
+        rc = vlm__errf(err, VLM_ENOMEM, "batch: out of memory");
+    } else {
+        /* one token per session a step: n_ctx only has to hold the step's new K/V */
+        vlm_ctx_params cp = {.n_ctx = max_sessions, .n_batch = max_sessions,
+                             .n_logits = max_sessions, .n_patches = 0};
+        rc = vlm_ctx_new(e->model, &cp, &b->ctx, err);
+    }
+    if (rc) {
+        vlm_batch_free(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+void vlm_batch_free(vlm_batch *b) {
+    if (!b) return;
+    vlm_ctx_free(b->ctx);
+    free(b->live);
+    free(b->ctxs);
+    free(b->toks);
+    free(b->pos);
+    free(b->logits);
+    free(b->t0);
+    free(b);
+}
+
+int vlm_batch_push_chunks(vlm_batch *b, vlm_session *const *ss, int64_t n,
+                          const vlm_frame (*frames)[2], const double *t_start,
+                          const double *t_end, vlm_chunk_result *res, int *rcs,
+                          char (*errs)[VLM_ERR_LEN]) {
+    if (n < 0 || n > b->max) {
+        for (int64_t i = 0; i < n && i < b->max; i++)
+            rcs[i] = vlm__errf(errs[i], VLM_EINVAL, "batch: %lld sessions, at most %lld",
+                               (long long)n, (long long)b->max);
+        return VLM_EINVAL;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        rcs[i] = 0;
+        errs[i][0] = 0;
+        if (ss[i]->model != b->engine->model)
+            rcs[i] = vlm__errf(errs[i], VLM_EINVAL, "batch: session %lld has another model",
+                               (long long)i);
+        for (int64_t j = 0; j < i && !rcs[i]; j++)
+            if (ss[j] == ss[i])
+                rcs[i] = vlm__errf(errs[i], VLM_EINVAL, "batch: session %lld appears twice "
+                                   "(as %lld)", (long long)i, (long long)j);
+    }
+    /* steps 1-5 one session after the other: vision and prefill are large already */
+    int64_t n_live = 0;
+    for (int64_t i = 0; i < n; i++) {
+        b->t0[i] = now_ms();
+        if (rcs[i] || (rcs[i] = chunk_begin(ss[i], frames[i], t_start[i], t_end[i], &res[i],
+                                            errs[i])))
+            continue;
+        b->live[n_live++] = i;
+    }
+    /* step 6 together: one forward per step over every session still generating */
+    double td = now_ms();
+    while (n_live > 0) {
+        int64_t m = 0;
+        for (int64_t k = 0; k < n_live; k++) {
+            int64_t i = b->live[k];
+            int rc = chunk_sample(ss[i], &b->toks[m], &b->pos[m], errs[i]);
+            if (rc < 0) rcs[i] = rc;
+            if (rc != 1) continue;
+            b->live[m] = i;
+            b->ctxs[m] = ss[i]->ctx;
+            b->logits[m] = ss[i]->logits;
+            m++;
+        }
+        n_live = m;
+        if (m == 0) break;
+        int rc = vlm_llm_decode_batch(b->ctx, b->ctxs, b->toks, b->pos, m, b->logits);
+        if (rc) {
+            for (int64_t k = 0; k < m; k++) {
+                int64_t i = b->live[k];
+                rcs[i] = vlm__errf(errs[i], rc, "chunk %lld: batched decode step %lld of %lld "
+                                   "sessions failed: %s", (long long)ss[i]->chunk,
+                                   (long long)ss[i]->n_gen, (long long)m,
+                                   vlm_backend_last_error(b->ctx->be));
+            }
+            break;
+        }
+        for (int64_t k = 0; k < m; k++) chunk_forwarded(ss[b->live[k]]);
+    }
+    double ms_decode = now_ms() - td;
+    int rc_all = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (rcs[i]) {
+            if (!rc_all) rc_all = rcs[i];
+            continue;
+        }
+        res[i].ms_decode = ms_decode;
+        if ((rcs[i] = chunk_end(ss[i], &res[i], b->t0[i], errs[i])) && !rc_all) rc_all = rcs[i];
+    }
+    return rc_all;
 }
 
 /* ---- creation ---- */

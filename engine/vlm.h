@@ -23,6 +23,7 @@
 
 typedef struct vlm_engine vlm_engine;
 typedef struct vlm_session vlm_session;
+typedef struct vlm_batch vlm_batch;
 
 typedef struct vlm_engine_params {
     const char *backend; /* "cpu" (default), "cuda", "auto" */
@@ -105,6 +106,26 @@ typedef struct vlm_chunk_result {
  * policy, runs the vision tower, prefills, decodes.  Allocates nothing. */
 int vlm_session_push_chunk(vlm_session *s, const vlm_frame frames[2], double t_start,
                            double t_end, vlm_chunk_result *res, char *err);
+
+/* Several streams at once.  A vlm_batch is the run state for pushing one chunk to each
+ * of up to max_sessions sessions of engine e in one call: each session's eviction,
+ * vision tower and prefill run in turn, then their decode steps run together — one
+ * forward over one token of every session still generating, so the weights are read
+ * once per step for all of them.  Sessions stay independent (each gets exactly the
+ * tokens it would alone, up to float rounding of the batched products).  Owned by the
+ * caller; it borrows e. */
+int vlm_batch_new(vlm_engine *e, int64_t max_sessions, vlm_batch **out, char *err);
+void vlm_batch_free(vlm_batch *b); /* NULL is a no-op */
+
+/* Push chunk i (frames[i], [t_start[i], t_end[i])) to ss[i] for i < n, n <= max_sessions,
+ * sessions distinct.  Per session: rcs[i] (0 or a VLM_E* code), errs[i] and res[i] as
+ * vlm_session_push_chunk gives them (ms_decode is the shared decode loop's time).  A
+ * session's failure does not stop the others.  Returns 0 when every session succeeded,
+ * else the first failure's code.  Allocates nothing. */
+int vlm_batch_push_chunks(vlm_batch *b, vlm_session *const *ss, int64_t n,
+                          const vlm_frame (*frames)[2], const double *t_start,
+                          const double *t_end, vlm_chunk_result *res, int *rcs,
+                          char (*errs)[VLM_ERR_LEN]);
 
 /* Chunks pushed so far; tokens retained now. */
 int64_t vlm_session_chunks(const vlm_session *s);

@@ -95,6 +95,8 @@ static const config_key keys[] = {
      "inference backend; auto: CUDA when a GPU is usable, else CPU"},
     {"threads", T_INT, FIELD(threads), "0", 0, 256, NULL, RESTART, PUBLIC,
      "CPU threads for the engine; 0: all cores"},
+    {"batch", T_INT, FIELD(batch), "8", 1, 256, NULL, RESTART, PUBLIC,
+     "most streams whose decode steps share one forward; 1: one stream at a time"},
     {"token", T_TOKEN, FIELD(token), "", 0, 0, NULL, RELOAD, SECRET,
      "bearer token for control, subscribe and ingest; \"\": none (printed as \"***\")"},
     {"log_level", T_ENUM, FIELD(log_level), "info", 0, 0, loglevel_names, RELOAD, PUBLIC,

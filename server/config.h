@@ -111,6 +111,7 @@ typedef struct config {
     char model[CONFIG_PATH_SIZE];         /* Hugging Face model directory, non-empty */
     config_backend backend;
     int64_t threads;                  /* engine CPU threads; 0: all cores */
+    int64_t batch;                    /* most streams decoded in one forward */
     char token[CONFIG_TOKEN_MAX + 1]; /* bearer token; "": no authentication */
     log_level log_level;
     int64_t max_streams;

@@ -20,6 +20,7 @@
 
 #define RESULT_QUEUE 256
 #define MAX_ACTIVE 1024
+#define MAX_BATCH 256 /* the config's upper bound for "batch" */
 
 typedef enum cmd_kind { CMD_ADD, CMD_REMOVE } cmd_kind;
 
@@ -47,6 +48,21 @@ struct infer {
 
     /* the engine (thread only, then read-only) */
     vlm_engine *engine;
+    vlm_batch *batch;          /* run state for p.batch streams' chunks at once */
+    /* one batched push: the picked streams and their slots (taken under mu), then
+     * per stream its session, frames, result (thread only) */
+    stream *pick[MAX_BATCH];
+    chunk_slot *pick_slot[MAX_BATCH];
+    infer_result res[MAX_BATCH];
+    int rcs[MAX_BATCH];
+    char errs[MAX_BATCH][VLM_ERR_LEN];
+    vlm_session *ss[MAX_BATCH];
+    vlm_frame frames[MAX_BATCH][2];
+    double t0[MAX_BATCH], t1[MAX_BATCH];
+    int64_t which[MAX_BATCH];
+    vlm_chunk_result cres[MAX_BATCH];
+    int brcs[MAX_BATCH];
+    char berrs[MAX_BATCH][VLM_ERR_LEN];
     int64_t frame_w, frame_h;
     char desc[256];
 };
@@ -162,20 +178,17 @@ static int load(infer *inf, char *err) {
     rc = vlm_session_push_chunk(s, f, 0, 1, &res, err);
     free(px);
     vlm_session_free(s);
+    if (!rc) rc = vlm_batch_new(inf->engine, inf->p.batch, &inf->batch, err);
     snprintf(inf->desc, sizeof inf->desc, "%s", vlm_engine_describe(inf->engine));
-    LOGI("infer: model %s loaded (%s), frames %lldx%lld, warm-up chunk %.0f ms, ready in %.1f s",
-         inf->model_dir, inf->desc, (long long)inf->frame_w, (long long)inf->frame_h,
-         res.ms_total, (now_ms() - t0) / 1e3);
+    LOGI("infer: model %s loaded (%s), frames %lldx%lld, up to %lld streams a batch, warm-up "
+         "chunk %.0f ms, ready in %.1f s", inf->model_dir, inf->desc, (long long)inf->frame_w,
+         (long long)inf->frame_h, (long long)inf->p.batch, res.ms_total, (now_ms() - t0) / 1e3);
     return rc;
 }
 
-/* One chunk of stream s in slot k (RUNNING).  Runs on: infer. */
-static void run_chunk(infer *inf, stream *s, chunk_slot *slot) {
-    infer_result r = {.kind = INFER_RESULT_COMMENTARY, .s = s};
-    char err[256] = "";
-    r.t_start = (double)slot->index;
-    r.t_end = (double)slot->index + 1;
-    r.ready_ms = slot->ready_ms;
+/* Make s's session if it has none and apply a query set since its last chunk.
+ * Runs on: infer. */
+static int prepare_session(infer *inf, stream *s, char *err) {
     int rc = 0;
     if (!s->session) {
         vlm_policy pol;
@@ -189,34 +202,66 @@ static void run_chunk(infer *inf, stream *s, chunk_slot *slot) {
     s->query_changed = false;
     s->new_query = NULL;
     pthread_mutex_unlock(&inf->mu);
-    if (!rc && q) {
-        rc = vlm_session_set_query(s->session, q, err);
-        if (rc) LOGW("infer[%s] query not applied: %s", s->id, err);
-        rc = 0;
-    }
+    if (!rc && q && vlm_session_set_query(s->session, q, err))
+        LOGW("infer[%s] query not applied: %s", s->id, err);
     free(q);
-    vlm_chunk_result res;
-    if (!rc) {
-        vlm_frame f[2] = {{slot->rgb[0], s->width, s->height, s->width * 3},
-                          {slot->rgb[1], s->width, s->height, s->width * 3}};
-        rc = vlm_session_push_chunk(s->session, f, r.t_start, r.t_end, &res, err);
+    return rc;
+}
+
+/* One chunk of each of the n picked streams (their slots RUNNING): sessions made or
+ * updated, then every chunk pushed in one batched call, then a result per stream.
+ * Runs on: infer. */
+static void run_chunks(infer *inf, int64_t n) {
+    int64_t m = 0;
+    for (int64_t k = 0; k < n; k++) {
+        stream *s = inf->pick[k];
+        chunk_slot *slot = inf->pick_slot[k];
+        infer_result *r = &inf->res[k];
+        *r = (infer_result){.kind = INFER_RESULT_COMMENTARY, .s = s};
+        r->t_start = (double)slot->index;
+        r->t_end = (double)slot->index + 1;
+        r->ready_ms = slot->ready_ms;
+        inf->rcs[k] = prepare_session(inf, s, inf->errs[k]);
+        if (inf->rcs[k]) continue;
+        inf->ss[m] = s->session;
+        inf->frames[m][0] = (vlm_frame){slot->rgb[0], s->width, s->height, s->width * 3};
+        inf->frames[m][1] = (vlm_frame){slot->rgb[1], s->width, s->height, s->width * 3};
+        inf->t0[m] = r->t_start;
+        inf->t1[m] = r->t_end;
+        inf->which[m++] = k;
     }
-    if (rc) {
-        r.kind = rc == VLM_EBACKEND ? INFER_RESULT_FATAL : INFER_RESULT_ERROR;
-        snprintf(r.detail, sizeof r.detail, "%s", err);
-        /* start the stream over with a fresh session next chunk */
-        vlm_session_free(s->session);
-        s->session = NULL;
-    } else {
-        snprintf(r.text, sizeof r.text, "%s", res.text);
-        r.engine_ms = res.ms_total;
-        r.n_generated = res.n_generated;
-        r.kv_tokens = res.n_cached;
+    if (m > 0)
+        vlm_batch_push_chunks(inf->batch, inf->ss, m, (const vlm_frame(*)[2])inf->frames, inf->t0,
+                              inf->t1, inf->cres, inf->brcs, inf->berrs);
+    for (int64_t j = 0; j < m; j++) {
+        int64_t k = inf->which[j];
+        inf->rcs[k] = inf->brcs[j];
+        memcpy(inf->errs[k], inf->berrs[j], sizeof inf->errs[k]);
+        if (!inf->rcs[k]) {
+            infer_result *r = &inf->res[k];
+            snprintf(r->text, sizeof r->text, "%s", inf->cres[j].text);
+            r->engine_ms = inf->cres[j].ms_total;
+            r->n_generated = inf->cres[j].n_generated;
+            r->kv_tokens = inf->cres[j].n_cached;
+        }
+    }
+    for (int64_t k = 0; k < n; k++) {
+        stream *s = inf->pick[k];
+        infer_result *r = &inf->res[k];
+        if (inf->rcs[k]) {
+            r->kind = inf->rcs[k] == VLM_EBACKEND ? INFER_RESULT_FATAL : INFER_RESULT_ERROR;
+            snprintf(r->detail, sizeof r->detail, "%s", inf->errs[k]);
+            /* start the stream over with a fresh session next chunk */
+            vlm_session_free(s->session);
+            s->session = NULL;
+        }
     }
     pthread_mutex_lock(&inf->mu);
-    slot->state = CHUNK_FREE;
+    for (int64_t k = 0; k < n; k++) {
+        inf->pick_slot[k]->state = CHUNK_FREE;
+        post_locked(inf, &inf->res[k]);
+    }
     pthread_cond_broadcast(&inf->slot_freed);
-    post_locked(inf, &r);
     pthread_mutex_unlock(&inf->mu);
     uv_async_send(&inf->async);
 }
@@ -245,27 +290,28 @@ static void *thread_main(void *arg) {
             post_locked(inf, &c);
             uv_async_send(&inf->async);
         }
-        /* round-robin: the next stream with a pending chunk (its oldest one) */
-        stream *pick = NULL;
-        chunk_slot *slot = NULL;
-        for (int64_t k = 0; k < inf->n_active && !pick; k++) {
-            stream *s = inf->active[(inf->rr + k) % inf->n_active];
+        /* round-robin: up to `batch` streams with a pending chunk, each its oldest one */
+        int64_t n = 0, start = inf->rr;
+        for (int64_t k = 0; k < inf->n_active && n < inf->p.batch; k++) {
+            int64_t at = (start + k) % inf->n_active;
+            stream *s = inf->active[at];
+            chunk_slot *slot = NULL;
             for (int j = 0; j < STREAM_SLOTS; j++)
-                if (s->slots[j].state == CHUNK_PENDING &&
-                    (!slot || s->slots[j].index < slot->index)) {
-                    pick = s;
+                if (s->slots[j].state == CHUNK_PENDING && (!slot || s->slots[j].index < slot->index))
                     slot = &s->slots[j];
-                }
-            if (pick) inf->rr = (inf->rr + k + 1) % inf->n_active;
+            if (!slot) continue;
+            slot->state = CHUNK_RUNNING;
+            inf->pick[n] = s;
+            inf->pick_slot[n++] = slot;
+            inf->rr = (at + 1) % inf->n_active;
         }
-        if (!pick) {
+        if (n == 0) {
             pthread_cond_wait(&inf->wake, &inf->mu);
             continue;
         }
-        slot->state = CHUNK_RUNNING;
         pthread_cond_broadcast(&inf->slot_freed);
         pthread_mutex_unlock(&inf->mu);
-        run_chunk(inf, pick, slot);
+        run_chunks(inf, n);
         pthread_mutex_lock(&inf->mu);
     }
     /* stopping: release every session */
@@ -285,6 +331,8 @@ int infer_start(uv_loop_t *loop, const infer_params *p, infer_result_cb cb, void
     inf->cb = cb;
     inf->user = user;
     inf->p = *p;
+    if (inf->p.batch < 1) inf->p.batch = 1;
+    if (inf->p.batch > MAX_BATCH) inf->p.batch = MAX_BATCH;
     snprintf(inf->model_dir, sizeof inf->model_dir, "%s", p->model_dir);
     snprintf(inf->backend, sizeof inf->backend, "%s", p->backend ? p->backend : "auto");
     pthread_mutex_init(&inf->mu, NULL);
@@ -303,6 +351,7 @@ int infer_start(uv_loop_t *loop, const infer_params *p, infer_result_cb cb, void
 
 static void async_closed(uv_handle_t *h) {
     infer *inf = h->data;
+    vlm_batch_free(inf->batch);
     if (inf->engine) vlm_engine_free(inf->engine);
     pthread_mutex_destroy(&inf->mu);
     pthread_cond_destroy(&inf->wake);

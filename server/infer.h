@@ -44,6 +44,7 @@ typedef struct infer_params {
     const char *model_dir;
     const char *backend;          /* cpu, cuda, auto */
     int threads;
+    int64_t batch;                /* most streams per batched push (>= 1) */
     int64_t vision_window, text_rounds, prev_sink, prev_window, max_new_tokens;
 } infer_params;
 

@@ -380,7 +380,7 @@ int main(int argc, char **argv) {
          a.cfg.listen_host, a.port, a.cfg.model);
     sd_notifyf(0, "STATUS=loading model %s", a.cfg.model);
     infer_params ip = {.model_dir = a.cfg.model, .backend = config_backend_name(a.cfg.backend),
-                       .threads = (int)a.cfg.threads,
+                       .threads = (int)a.cfg.threads, .batch = a.cfg.batch,
                        .vision_window = a.cfg.policy.vision_window,
                        .text_rounds = a.cfg.policy.text_rounds,
                        .prev_sink = a.cfg.policy.prev_sink,

@@ -380,6 +380,169 @@ static void test_session_malformed_tokenizer(void) {
     ASSERT(system(cmd) == 0);
 }
 
+/* ---- several sessions in one call (vlm_batch) ---- */
+
+#define NB 3
+
+/* Stream k's chunk i: the moving square, each stream at its own time. */
+static void batch_frames(uint8_t *px, int64_t w, int64_t h, int64_t k, int64_t i, vlm_frame f[2]) {
+    make_frame(px, w, h, 2 * i + 7 * k);
+    make_frame(px + w * h * 3, w, h, 2 * i + 1 + 7 * k);
+    f[0] = (vlm_frame){px, w, h, 3 * w};
+    f[1] = (vlm_frame){px + w * h * 3, w, h, 3 * w};
+}
+
+/* Three streams with different pictures and different max_new_tokens (so they stop
+ * decoding at different steps), eviction running: pushed together, each says exactly
+ * what it says alone, its retained sequence is the same and its last logits row agrees
+ * (the batched products round differently, so 1e-4, not bit-equal). */
+static void test_batch_matches_sequential(void) {
+    vlm_engine *e = load_tiny();
+    int64_t w = 224, h = 168, M[NB] = {6, 2, 9};
+    vlm_session *alone[NB], *together[NB];
+    for (int k = 0; k < NB; k++) {
+        vlm_policy p;
+        vlm_policy_default(e, &p);
+        p.vision_window = 2;
+        p.text_rounds = 3;
+        p.prev_sink = 4;
+        p.prev_window = 8;
+        p.max_new_tokens = M[k];
+        alone[k] = tiny_session(e, &p, w, h);
+        together[k] = tiny_session(e, &p, w, h);
+    }
+    vlm_batch *b = NULL;
+    char err[VLM_ERR_LEN];
+    ASSERT_MSG(vlm_batch_new(e, 4, &b, err) == 0, "%s", err);
+    uint8_t *px = malloc((size_t)(NB * 2 * w * h * 3));
+    int64_t V = alone[0]->model->cfg.vocab;
+    float max_d = 0;
+    for (int64_t i = 0; i < 10; i++) {
+        vlm_frame f[NB][2];
+        double t0[NB], t1[NB];
+        vlm_chunk_result want[NB], got[NB];
+        int rcs[NB];
+        char errs[NB][VLM_ERR_LEN];
+        for (int k = 0; k < NB; k++) {
+            batch_frames(px + k * 2 * w * h * 3, w, h, k, i, f[k]);
+            t0[k] = (double)i + 0.5 * k;
+            t1[k] = t0[k] + 1.0;
+            ASSERT_MSG(vlm_session_push_chunk(alone[k], f[k], t0[k], t1[k], &want[k], err) == 0,
+                       "stream %d chunk %lld alone: %s", k, (long long)i, err);
+        }
+        ASSERT_MSG(vlm_batch_push_chunks(b, together, NB, (const vlm_frame(*)[2])f, t0, t1, got,
+                                         rcs, errs) == 0,
+                   "chunk %lld: %s / %s / %s", (long long)i, errs[0], errs[1], errs[2]);
+        for (int k = 0; k < NB; k++) {
+            vlm_session *a = alone[k], *t = together[k];
+            ASSERT_EQ_INT(rcs[k], 0);
+            ASSERT_MSG(!strcmp(want[k].text, got[k].text), "stream %d chunk %lld: %s vs %s", k,
+                       (long long)i, want[k].text, got[k].text);
+            ASSERT_EQ_INT(got[k].n_generated, want[k].n_generated);
+            ASSERT(got[k].n_generated >= 1 && got[k].n_generated <= M[k]);
+            ASSERT_EQ_INT(got[k].n_retained, want[k].n_retained);
+            ASSERT_EQ_INT(got[k].n_cached, want[k].n_cached);
+            ASSERT_EQ_INT(t->n_cached, a->n_cached);
+            for (int64_t j = 0; j < a->n; j++) {
+                ASSERT_EQ_INT(t->ids[j], a->ids[j]);
+                ASSERT_EQ_INT(t->roles[j], a->roles[j]);
+            }
+            for (int64_t j = 0; j < V; j++) {
+                float d = fabsf(t->logits[j] - a->logits[j]);
+                ASSERT_MSG(d <= 1e-4f, "stream %d chunk %lld logit %lld: %g vs %g", k,
+                           (long long)i, (long long)j, t->logits[j], a->logits[j]);
+                max_d = d > max_d ? d : max_d;
+            }
+            check_shape(t);
+        }
+    }
+    printf("batched vs alone: last logits rows within %.3g\n", max_d);
+    free(px);
+    vlm_batch_free(b);
+    for (int k = 0; k < NB; k++) {
+        vlm_session_free(alone[k]);
+        vlm_session_free(together[k]);
+    }
+    vlm_engine_free(e);
+}
+
+/* A bad chunk fails its own session only; misuse of the batch names the problem; in
+ * steady state a batched push allocates nothing. */
+static void test_batch_errors_and_no_allocation(void) {
+    vlm_engine *e = load_tiny();
+    vlm_policy p;
+    vlm_policy_default(e, &p);
+    p.vision_window = 2;
+    p.text_rounds = 2;
+    p.prev_sink = 4;
+    p.prev_window = 4;
+    p.max_new_tokens = 4;
+    int64_t w = 112, h = 84;
+    vlm_session *s[NB];
+    for (int k = 0; k < NB; k++) s[k] = tiny_session(e, &p, w, h);
+    vlm_batch *b = NULL;
+    char err[VLM_ERR_LEN];
+    ASSERT(vlm_batch_new(e, 0, &b, err) == VLM_EINVAL && strstr(err, "sessions"));
+    ASSERT_MSG(vlm_batch_new(e, NB, &b, err) == 0, "%s", err);
+    uint8_t *px = __libc_malloc((size_t)(NB * 2 * w * h * 3));
+    vlm_frame f[NB][2];
+    double t0[NB], t1[NB];
+    vlm_chunk_result res[NB];
+    int rcs[NB];
+    char errs[NB][VLM_ERR_LEN];
+    for (int k = 0; k < NB; k++) {
+        batch_frames(px + k * 2 * w * h * 3, w, h, k, 0, f[k]);
+        t0[k] = 0;
+        t1[k] = 1;
+    }
+    t1[1] = -1; /* stream 1's chunk is bad */
+    ASSERT(vlm_batch_push_chunks(b, s, NB, (const vlm_frame(*)[2])f, t0, t1, res, rcs, errs) ==
+           VLM_EINVAL);
+    ASSERT(rcs[0] == 0 && rcs[2] == 0);
+    ASSERT_MSG(rcs[1] == VLM_EINVAL && strstr(errs[1], "time span"), "%d %s", rcs[1], errs[1]);
+    ASSERT(res[0].n_generated >= 1 && res[2].n_generated >= 1);
+    ASSERT_EQ_INT(vlm_session_chunks(s[0]), 1);
+    ASSERT_EQ_INT(vlm_session_chunks(s[1]), 0);
+    /* the same session twice */
+    vlm_session *dup[2] = {s[0], s[0]};
+    t1[1] = 1;
+    ASSERT(vlm_batch_push_chunks(b, dup, 2, (const vlm_frame(*)[2])f, t0, t1, res, rcs, errs) != 0);
+    ASSERT_MSG(rcs[1] == VLM_EINVAL && strstr(errs[1], "twice"), "%s", errs[1]);
+    /* more sessions than the batch was made for */
+    vlm_session *four[4] = {s[0], s[1], s[2], s[0]};
+    ASSERT(vlm_batch_push_chunks(b, four, 4, (const vlm_frame(*)[2])f, t0, t1, res, rcs, errs) ==
+           VLM_EINVAL);
+    ASSERT_MSG(strstr(errs[0], "at most 3"), "%s", errs[0]);
+    /* steady state: nothing allocated */
+    for (int64_t i = 1; i < 6; i++) {
+        for (int k = 0; k < NB; k++) {
+            batch_frames(px + k * 2 * w * h * 3, w, h, k, i, f[k]);
+            t0[k] = (double)i;
+            t1[k] = (double)i + 1;
+        }
+        ASSERT_MSG(vlm_batch_push_chunks(b, s, NB, (const vlm_frame(*)[2])f, t0, t1, res, rcs,
+                                         errs) == 0, "%s %s %s", errs[0], errs[1], errs[2]);
+    }
+    atomic_store(&n_allocs, 0);
+    atomic_store(&counting, 1);
+    for (int64_t i = 6; i < 16; i++) {
+        for (int k = 0; k < NB; k++) {
+            batch_frames(px + k * 2 * w * h * 3, w, h, k, i, f[k]);
+            t0[k] = (double)i;
+            t1[k] = (double)i + 1;
+        }
+        vlm_batch_push_chunks(b, s, NB, (const vlm_frame(*)[2])f, t0, t1, res, rcs, errs);
+    }
+    atomic_store(&counting, 0);
+    ASSERT_MSG(atomic_load(&n_allocs) == 0, "%ld allocations in 10 batched pushes",
+               atomic_load(&n_allocs));
+    for (int k = 0; k < NB; k++) ASSERT_MSG(rcs[k] == 0, "%s", errs[k]);
+    __libc_free(px);
+    vlm_batch_free(b);
+    for (int k = 0; k < NB; k++) vlm_session_free(s[k]);
+    vlm_engine_free(e);
+}
+
 int main(int argc, char **argv) {
     static const test_case tests[] = {
         {"session_bounded_and_text", test_session_bounded_and_text},
@@ -391,6 +554,8 @@ int main(int argc, char **argv) {
         {"session_bad_frames", test_session_bad_frames},
         {"session_invalid_utf8_prompt", test_session_invalid_utf8_prompt},
         {"session_malformed_tokenizer", test_session_malformed_tokenizer},
+        {"batch_matches_sequential", test_batch_matches_sequential},
+        {"batch_errors_and_no_allocation", test_batch_errors_and_no_allocation},
         {0},
     };
     return test_main(argc, argv, tests);

@@ -86,6 +86,7 @@ static void test_config_defaults(void) {
     ASSERT_EQ_INT(c.backend, CONFIG_BACKEND_AUTO);
     ASSERT_EQ_STR(config_backend_name(c.backend), "auto");
     ASSERT_EQ_INT(c.threads, 0);
+    ASSERT_EQ_INT(c.batch, 8);
     ASSERT_EQ_STR(c.token, "");
     ASSERT_EQ_INT(c.log_level, LOG_LEVEL_INFO);
     ASSERT_EQ_INT(c.max_streams, 16);
@@ -635,6 +636,8 @@ static void test_config_set_rejects_bad_values(void) {
         {"threads", " 4", "'threads' must be an integer"},
         {"threads", "0x10", "'threads' must be an integer"},
         {"threads", "99999999999999999999", "'threads' must be an integer"},
+        {"batch", "0", "'batch' must be an integer in [1, 256], got 0"},
+        {"batch", "257", "'batch' must be an integer in [1, 256], got 257"},
         {"ws.slow_close_s", "inf",
          "'ws.slow_close_s' must be a number in [0.5, 3600], got \"inf\""},
         {"ws.slow_close_s", "nan", "'ws.slow_close_s' must be a number"},

@@ -89,6 +89,49 @@ int main(int argc, char **argv) {
            prefill_tps[1]);
     printf("decode at a 512-token cache:        %8.1f tokens/s (%.1f ms/token)\n",
            1e3 / decode_ms, decode_ms);
+
+    /* batched decode: n streams, each on its own 512-token cache, one forward a step
+     * (vlm_llm_decode_batch, what vlm_batch_push_chunks runs) */
+    enum { MAXB = 8 };
+    vlm_ctx *cs[MAXB] = {0}, *bc = NULL;
+    float *lg[MAXB];
+    vlm_ctx_params sp = {.n_ctx = 512 + steps, .n_batch = 512, .n_logits = 1, .n_patches = 0};
+    vlm_ctx_params bp = {.n_ctx = MAXB, .n_batch = MAXB, .n_logits = MAXB, .n_patches = 0};
+    if (vlm_ctx_new(m, &bp, &bc, err)) {
+        fprintf(stderr, "bench-engine: %s\n", err);
+        return 1;
+    }
+    for (int k = 0; k < MAXB; k++) {
+        lg[k] = malloc(sizeof(float) * 151936);
+        if (vlm_ctx_new(m, &sp, &cs[k], err)) {
+            fprintf(stderr, "bench-engine: %s\n", err);
+            return 1;
+        }
+        for (int64_t i = 0; i < 512; i++) pos[i] = pos[512 + i] = pos[1024 + i] = (float)i;
+        if (vlm_llm_forward(cs[k], ids, 512, pos, NULL, 0, cs[k]->vout, 1, lg[k])) return 1;
+    }
+    printf("batched decode, each stream at a 512-token cache (one forward per step):\n");
+    for (int n = 1; n <= MAXB; n *= 2) {
+        int32_t toks[MAXB];
+        float ps[MAXB];
+        for (int k = 0; k < n; k++) cs[k]->n_cached = 512;
+        double bt = bench_now_ms();
+        for (int step = 0; step < steps; step++) {
+            for (int k = 0; k < n; k++) {
+                toks[k] = (step * 17 + k * 101) % 150000;
+                ps[k] = (float)(512 + step);
+            }
+            if (vlm_llm_decode_batch(bc, cs, toks, ps, n, lg)) return 1;
+        }
+        double step_ms = (bench_now_ms() - bt) / steps;
+        printf("  %d stream%s  %8.1f ms/step  %8.1f tokens/s in all\n", n, n > 1 ? "s" : " ",
+               step_ms, 1e3 * n / step_ms);
+    }
+    for (int k = 0; k < MAXB; k++) {
+        vlm_ctx_free(cs[k]);
+        free(lg[k]);
+    }
+    vlm_ctx_free(bc);
     free(pix);
     free(ids);
     free(pos);

@@ -111,6 +111,10 @@ static int64_t ncols(vlm_tensor t) {
     return vlm_tensor_row_numel(t);
 }
 
+/* Up to this many rows of x, a matmul is matrix-vector products over L2-sized blocks of
+ * weight rows rather than one sgemm (see matmul_task). */
+#define SMALL_BATCH 4
+
 /* out[n,m] = x[n,k] · w[m,k]ᵀ (+ b[m]): thread t computes output features [m0, m1) */
 static void matmul_task(const void *p, int t, int nt) {
     const vlm_op *op = p;
@@ -119,12 +123,25 @@ static void matmul_task(const void *p, int t, int nt) {
     share(m, t, nt, &m0, &m1);
     if (m1 <= m0) return;
     const float *wt = f32(w) + m0 * k;
-    if (n == 1) /* decode: a matrix-vector product streams the weights once */
+    if (n == 1) { /* decode: a matrix-vector product streams the weights once */
         cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(m1 - m0), (int)k, 1.0f, wt, (int)k, f32(x),
                     1, 0.0f, f32(out) + m0, 1);
-    else
+    } else if (n <= SMALL_BATCH) {
+        /* a few rows (batched decode of several streams): sgemm would pack the whole
+         * weight slice for each call; instead each block of weight rows, sized to stay in
+         * L2, is read from memory once and multiplied by every row of x */
+        int64_t rows = (int64_t)(128 * 1024 / sizeof(float)) / k;
+        if (rows < 4) rows = 4;
+        for (int64_t j = m0; j < m1; j += rows) {
+            int64_t r = m1 - j < rows ? m1 - j : rows;
+            for (int64_t i = 0; i < n; i++)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)r, (int)k, 1.0f, f32(w) + j * k,
+                            (int)k, f32(x) + i * k, 1, 0.0f, f32(out) + i * m + j, 1);
+        }
+    } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(m1 - m0), (int)k, 1.0f,
                     f32(x), (int)k, wt, (int)k, 0.0f, f32(out) + m0, (int)m);
+    }
     if (b.data) {
         const float *bias = f32(b);
         float *o = f32(out);

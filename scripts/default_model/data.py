@@ -176,7 +176,7 @@ class Pool:
 
 FLIP = {"h": {"left": "right", "right": "left"}, "v": {"up": "down", "down": "up"}}
 AUX_DIRS = ("left", "right", "up", "down", "still")
-AUX_T = 15  # columns of Chunk.aux_targets
+AUX_T = 19  # columns of Chunk.aux_targets
 
 
 def random_colour(rng):
@@ -249,7 +249,9 @@ class Chunk:
         closer to the ball's colour than the background's), the token's colour / 255
         (the ball's where the ball is, else the background's; NaN: not applicable), then
         the chunk's scene, fg colour / 255, bg colour / 255, direction class, and
-        displacement (dx, dy) / frame width, the same on every token."""
+        displacement (dx, dy) / frame width, the same on every token, then the ball's
+        centroid in frame 0 and in frame 1 relative to the token's centre / frame
+        width."""
         h, w = f.shape[1] // unit, f.shape[2] // unit
         out = np.full((h * w, AUX_T), np.nan, np.float32)
         out[:, :2] = 0.0
@@ -265,6 +267,14 @@ class Chunk:
             out[:, 6:9], out[:, 9:12] = fg / 255.0, bg / 255.0
             out[:, 12] = AUX_DIRS.index(self.label.rsplit(" ", 1)[1])
             out[:, 13], out[:, 14] = dx / f.shape[2], dy / f.shape[2]
+            # where the ball is from each token, in each frame: dense targets whose
+            # difference between the frames is the motion, the same for every token
+            v, u = np.divmod(np.arange(h * w), w)
+            for t in range(2):
+                c = S.centroid(f[t], s.fg, s.bg)
+                if c is not None:
+                    out[:, 15 + 2 * t] = (c[0] - (u + 0.5) * unit) / f.shape[2]
+                    out[:, 16 + 2 * t] = (c[1] - (v + 0.5) * unit) / f.shape[2]
         elif s.pattern == "solid-color":
             out[:, 2:5] = out[:, 6:9] = fg / 255.0
         return out

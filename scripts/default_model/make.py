@@ -106,8 +106,9 @@ def masked_mse(pred, target):
 
 
 # The aux head's outputs: ball presence in frame 0 and 1, the token's colour, then the
-# chunk's scene (5), ball / solid colour, background colour, direction (5), displacement.
-AUX_OUT = 23
+# chunk's scene (5), ball / solid colour, background colour, direction (5), displacement,
+# then where the ball is from the token in frame 0 and in frame 1.
+AUX_OUT = 27
 
 
 def aux_loss(head, vis, tg):
@@ -120,7 +121,18 @@ def aux_loss(head, vis, tg):
     glob = masked_ce(o[..., 5:10], tg[..., 5]) + 4.0 * masked_mse(o[..., 10:13], tg[..., 6:9]) + \
         4.0 * masked_mse(o[..., 13:16], tg[..., 9:12]) + masked_ce(o[..., 16:21], tg[..., 12]) + \
         100.0 * masked_mse(o[..., 21:23], tg[..., 13:15])
-    return local + 0.5 * glob
+    where = 100.0 * (masked_mse(o[..., 23:25], tg[..., 15:17]) +
+                     masked_mse(o[..., 25:27], tg[..., 17:19]))
+    return local + 0.5 * glob + 0.5 * where
+
+
+def direction_of(dx, dy):
+    """The issue's rule on a displacement in frame widths."""
+    if max(abs(dx), abs(dy)) < 0.02:
+        return "still"
+    if abs(dx) >= abs(dy):
+        return "right" if dx > 0 else "left"
+    return "down" if dy > 0 else "up"
 
 
 def parts(label):
@@ -136,18 +148,25 @@ def parts(label):
             None, None, None)
 
 
+def parts5(label):
+    p = parts(label)
+    return p + (p[3],)
+
+
 @torch.no_grad()
 def vision_probe(model, head, frames, labels, lut):
     """Accuracy of the aux head's chunk outputs (averaged over a chunk's tokens; colours
     read as the nearest named colour) on frames: how much of the answer the vision tower
-    alone carries.  Returns [scene, ball / solid colour, background, direction]."""
+    alone carries.  Returns [scene, ball / solid colour, background, direction, direction
+    read from where the ball is in each frame]."""
     fr = torch.from_numpy(np.stack(frames))
     o = head(model.vision(vlm.patchify(fr, lut, model.cfg), GRID)).mean(1).numpy()
     got = [(S.PATTERNS[int(r[5:10].argmax())], data.nearest(r[10:13] * 255),
-            data.nearest(r[13:16] * 255), data.AUX_DIRS[int(r[16:21].argmax())]) for r in o]
+            data.nearest(r[13:16] * 255), data.AUX_DIRS[int(r[16:21].argmax())],
+            direction_of(*(r[25:27] - r[23:25]))) for r in o]
     acc = []
-    for k in range(4):
-        pairs = [(g[k], parts(l)[k]) for g, l in zip(got, labels) if parts(l)[k] is not None]
+    for k in range(5):
+        pairs = [(g[k], parts5(l)[k]) for g, l in zip(got, labels) if parts5(l)[k] is not None]
         acc.append(sum(g == w for g, w in pairs) / max(1, len(pairs)))
     return acc
 
@@ -177,7 +196,8 @@ def pretrain_vision(model, head, pool, steps, seed, probe, batch=24):
         opt.step()
         sched.step()
         if step % 100 == 0 or step == steps - 1:
-            log("vision step %d/%d aux loss %.4f, held-out scene/colour/background/direction "
+            log("vision step %d/%d aux loss %.4f, held-out scene/colour/background/direction/"
+                "direction-from-positions "
                 "%s, %.0f s" % (step, steps, loss.item(), "/".join("%.2f" % a for a in probe()),
                                 time.time() - t0))
 
@@ -378,7 +398,8 @@ def main():
     pretrain_vision(model, head, pool, a.vision_steps, a.seed, probe)
     loss, acc = train(model, pool, tok, a.steps, a.seed, os.path.join(a.work, "train.log"))
     t_train = time.time() - t
-    log("held-out vision probe scene/fg/bg/dir: %s" % "/".join("%.3f" % v for v in probe()))
+    log("held-out vision probe scene/colour/background/direction/direction-from-positions: %s"
+        % "/".join("%.3f" % v for v in probe()))
     log("trained %d steps in %.0f s: loss %.4f, token accuracy %.4f" % (a.steps, t_train, loss, acc))
 
     export(model, tok, cfg_json, gen_json, a.out)

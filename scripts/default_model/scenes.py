@@ -55,18 +55,24 @@ def rgb(name):
     return np.array([(v >> 16) & 255, (v >> 8) & 255, v & 255], np.int32)
 
 
+def centroid(f, fg, bg):
+    """(x, y) in pixels of the centroid of the pixels of RGB frame f (H, W, 3) closer to
+    fg than to bg; None when there are none."""
+    x = f.astype(np.int32)
+    m = ((x - rgb(fg)) ** 2).sum(-1) < ((x - rgb(bg)) ** 2).sum(-1)
+    if not m.any():
+        return None
+    ys, xs = np.nonzero(m)
+    return xs.mean(), ys.mean()
+
+
 def displacement(f0, f1, fg, bg):
     """(dx, dy) in pixels between the centroids of the pixels closer to fg than to bg in
     two RGB frames (H, W, 3); (0, 0) when a frame has none."""
-    cs = []
-    for f in (f0, f1):
-        x = f.astype(np.int32)
-        m = ((x - rgb(fg)) ** 2).sum(-1) < ((x - rgb(bg)) ** 2).sum(-1)
-        if not m.any():
-            return 0.0, 0.0
-        ys, xs = np.nonzero(m)
-        cs.append((xs.mean(), ys.mean()))
-    return cs[1][0] - cs[0][0], cs[1][1] - cs[0][1]
+    c0, c1 = centroid(f0, fg, bg), centroid(f1, fg, bg)
+    if c0 is None or c1 is None:
+        return 0.0, 0.0
+    return c1[0] - c0[0], c1[1] - c0[1]
 
 
 def direction(f0, f1, fg, bg):

@@ -5,7 +5,9 @@
  * x += down(silu(gate(y)) * up(y)) with y = norm_post(x).  q/k/v have bias, o/gate/up/
  * down do not.  The cache keeps keys before RoPE (k_raw) and after (k_rot): positions
  * may be reassigned later (streaming eviction keeps them contiguous) and the raw keys
- * let the session re-rotate instead of recomputing.  Thread: the caller's.
+ * let the session re-rotate instead of recomputing.  vlm_llm_decode_batch runs the same
+ * layer over one new token of several contexts; only attention differs per context.
+ * Thread: the caller's.
  */
 #include <math.h>
 #include <string.h>
@@ -35,6 +37,34 @@ static void mrope_tables(const vlm_config *cfg, const float *pt, const float *ph
             sn[i * half + j] = sinf(a);
         }
     }
+}
+
+/* Attention inputs of one layer for the rows of x: q (rotated), k before and after
+ * RoPE, v, all from norm_in(x) with bias. */
+static int project_qkv(vlm_backend *be, const vlm_config *cfg, const vlm_layer_weights *lw,
+                       vlm_tensor x, vlm_tensor xn, vlm_tensor q, vlm_tensor k, vlm_tensor kr,
+                       vlm_tensor v, vlm_tensor cs, vlm_tensor sn) {
+    TRY(vlm_rms_norm(be, xn, x, lw->in_norm, cfg->rms_eps));
+    TRY(vlm_matmul(be, q, xn, lw->q_w, &lw->q_b));
+    TRY(vlm_matmul(be, k, xn, lw->k_w, &lw->k_b));
+    TRY(vlm_matmul(be, v, xn, lw->v_w, &lw->v_b));
+    TRY(vlm_rope(be, q, q, cs, sn));
+    return vlm_rope(be, kr, k, cs, sn);
+}
+
+/* The rest of the layer: x += o(att), then x += down(silu(gate(y)) * up(y)) with
+ * y = norm_post(x). */
+static int output_and_mlp(vlm_backend *be, const vlm_config *cfg, const vlm_layer_weights *lw,
+                          vlm_tensor x, vlm_tensor xn, vlm_tensor att, vlm_tensor tmp,
+                          vlm_tensor gate, vlm_tensor up) {
+    TRY(vlm_matmul(be, tmp, att, lw->o_w, NULL));
+    TRY(vlm_add(be, x, x, tmp));
+    TRY(vlm_rms_norm(be, xn, x, lw->post_norm, cfg->rms_eps));
+    TRY(vlm_matmul(be, gate, xn, lw->gate_w, NULL));
+    TRY(vlm_matmul(be, up, xn, lw->up_w, NULL));
+    TRY(vlm_swiglu(be, gate, gate, up));
+    TRY(vlm_matmul(be, tmp, gate, lw->down_w, NULL));
+    return vlm_add(be, x, x, tmp);
 }
 
 int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
@@ -94,24 +124,11 @@ int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
         vlm_tensor k_new = vlm_tensor_rows(c->k_raw[l], past, n);
         vlm_tensor kr_new = vlm_tensor_rows(c->k_rot[l], past, n);
         vlm_tensor v_new = vlm_tensor_rows(c->v[l], past, n);
-        /* attention: q, k, v (with bias) from norm_in(x); raw k and v go to the cache */
-        TRY(vlm_rms_norm(be, xn, x, lw->in_norm, cfg->rms_eps));
-        TRY(vlm_matmul(be, q, xn, lw->q_w, &lw->q_b));
-        TRY(vlm_matmul(be, k_new, xn, lw->k_w, &lw->k_b));
-        TRY(vlm_matmul(be, v_new, xn, lw->v_w, &lw->v_b));
-        TRY(vlm_rope(be, q, q, cs, sn));
-        TRY(vlm_rope(be, kr_new, k_new, cs, sn));
+        /* the new raw and rotated keys and the values go straight into the cache */
+        TRY(project_qkv(be, cfg, lw, x, xn, q, k_new, kr_new, v_new, cs, sn));
         TRY(vlm_attention(be, att, q, vlm_tensor_rows(c->k_rot[l], 0, total),
                           vlm_tensor_rows(c->v[l], 0, total), NULL, H, KVH, hd));
-        TRY(vlm_matmul(be, tmp, att, lw->o_w, NULL));
-        TRY(vlm_add(be, x, x, tmp));
-        /* MLP: x += down(silu(gate(y)) * up(y)), y = norm_post(x) */
-        TRY(vlm_rms_norm(be, xn, x, lw->post_norm, cfg->rms_eps));
-        TRY(vlm_matmul(be, gate, xn, lw->gate_w, NULL));
-        TRY(vlm_matmul(be, up, xn, lw->up_w, NULL));
-        TRY(vlm_swiglu(be, gate, gate, up));
-        TRY(vlm_matmul(be, tmp, gate, lw->down_w, NULL));
-        TRY(vlm_add(be, x, x, tmp));
+        TRY(output_and_mlp(be, cfg, lw, x, xn, att, tmp, gate, up));
         if (c->trace) c->trace("llm_layer", l, x, c->trace_user);
     }
     c->n_cached = total;
@@ -207,12 +224,7 @@ int vlm_llm_decode_batch(vlm_ctx *b, vlm_ctx *const *cs, const int32_t *ids, con
         vlm_tensor k_new = vlm_tensor_rows(b->k_raw[l], 0, n);
         vlm_tensor kr_new = vlm_tensor_rows(b->k_rot[l], 0, n);
         vlm_tensor v_new = vlm_tensor_rows(b->v[l], 0, n);
-        TRY(vlm_rms_norm(be, xn, x, lw->in_norm, cfg->rms_eps));
-        TRY(vlm_matmul(be, q, xn, lw->q_w, &lw->q_b));
-        TRY(vlm_matmul(be, k_new, xn, lw->k_w, &lw->k_b));
-        TRY(vlm_matmul(be, v_new, xn, lw->v_w, &lw->v_b));
-        TRY(vlm_rope(be, q, q, cs_t, sn_t));
-        TRY(vlm_rope(be, kr_new, k_new, cs_t, sn_t));
+        TRY(project_qkv(be, cfg, lw, x, xn, q, k_new, kr_new, v_new, cs_t, sn_t));
         /* attention: each row over its own context's cache */
         for (int64_t i = 0; i < n; i++) {
             vlm_ctx *c = cs[i];
@@ -225,14 +237,7 @@ int vlm_llm_decode_batch(vlm_ctx *b, vlm_ctx *const *cs, const int32_t *ids, con
                               vlm_tensor_rows(c->k_rot[l], 0, total),
                               vlm_tensor_rows(c->v[l], 0, total), NULL, H, KVH, hd));
         }
-        TRY(vlm_matmul(be, tmp, att, lw->o_w, NULL));
-        TRY(vlm_add(be, x, x, tmp));
-        TRY(vlm_rms_norm(be, xn, x, lw->post_norm, cfg->rms_eps));
-        TRY(vlm_matmul(be, gate, xn, lw->gate_w, NULL));
-        TRY(vlm_matmul(be, up, xn, lw->up_w, NULL));
-        TRY(vlm_swiglu(be, gate, gate, up));
-        TRY(vlm_matmul(be, tmp, gate, lw->down_w, NULL));
-        TRY(vlm_add(be, x, x, tmp));
+        TRY(output_and_mlp(be, cfg, lw, x, xn, att, tmp, gate, up));
     }
     for (int64_t i = 0; i < n; i++) cs[i]->n_cached++;
 

@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,9 +34,10 @@ import urllib.request
 
 import websockets
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DAEMON = os.environ.get("COMMENTARYD_BIN") or os.path.join(ROOT, "build", "bin", "commentaryd")
-MODEL = os.path.join(ROOT, "build", "models", "tiny-random")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_lib import (DAEMON, MODEL, ROOT, check, die_with_parent,  # noqa: E402
+                        exit_on_sigterm, failures, free_port)
+
 SHOTS = os.path.join(ROOT, "build", "screenshots")
 TOKEN = "pages-s3cret"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -48,33 +48,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-features=Translate,OptimizationHints,MediaRouter",
                   "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
                   "--window-size=1280,720"]
-failures = []
-
-
-def die_with_parent():
-    """preexec_fn: the child gets SIGKILL when this process dies (a test timeout must not
-    leave a daemon or a browser behind)."""
-    import ctypes
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-# `timeout` sends SIGTERM: leave through the finally blocks that stop the children
-signal.signal(signal.SIGTERM, lambda *a: sys.exit(124))
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def http(method, url, body=None, token=TOKEN):
@@ -185,6 +158,9 @@ async def lines_match(page, port, sid, selector):
     ok = bool(lines) and all(l["seq"] in evs and evs[l["seq"]]["text"].strip() == l["text"]
                              for l in lines)
     return lines, ok
+
+
+exit_on_sigterm()
 
 
 async def main():

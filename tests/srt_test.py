@@ -22,39 +22,11 @@ import time
 import urllib.error
 import urllib.request
 
-import websockets
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_lib import (DAEMON, MODEL, ROOT, check, collect, die_with_parent,  # noqa: E402
+                        exit_on_sigterm, failures, free_port, n_commentary, states)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DAEMON = os.environ.get("COMMENTARYD_BIN") or os.path.join(ROOT, "build", "bin", "commentaryd")
-MODEL = os.path.join(ROOT, "build", "models", "tiny-random")
 TOKEN = "srt-s3cret"
-failures = []
-
-
-def die_with_parent():
-    """preexec_fn: the child gets SIGKILL when this process dies (a test timeout must not
-    leave a daemon or a browser behind)."""
-    import ctypes
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-# `timeout` sends SIGTERM: leave through the finally blocks that stop the children
-signal.signal(signal.SIGTERM, lambda *a: sys.exit(124))
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def http(method, url, body=None):
@@ -95,27 +67,7 @@ def stop(p):
             p.wait()
 
 
-async def collect(url, until, timeout):
-    got, t0 = [], time.monotonic()
-    try:
-        async with websockets.connect(url, max_size=2**20) as ws:
-            while not until(got) and time.monotonic() - t0 < timeout:
-                try:
-                    msg = await asyncio.wait_for(ws.recv(), max(0.1, timeout - (time.monotonic() - t0)))
-                except asyncio.TimeoutError:
-                    break
-                got.append(json.loads(msg))
-    except (OSError, websockets.WebSocketException) as e:
-        print(f"     ws {url}: {e}", flush=True)
-    return got
-
-
-def n_commentary(evs):
-    return sum(1 for e in evs if e["type"] == "commentary")
-
-
-def states(evs):
-    return [e["state"] for e in evs if e["type"] == "status"]
+exit_on_sigterm()
 
 
 async def main():

@@ -30,66 +30,15 @@ import sys
 import tempfile
 import time
 
-import websockets
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_lib import (DAEMON, MODEL, ROOT, check, collect, die_with_parent,  # noqa: E402
+                        exit_on_sigterm, failures, free_port, n_commentary, states)
 from whip_publisher import WhipPublisher, http  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DAEMON = os.environ.get("COMMENTARYD_BIN") or os.path.join(ROOT, "build", "bin", "commentaryd")
-MODEL = os.path.join(ROOT, "build", "models", "tiny-random")
 TOKEN = "whip-s3cret"
-failures = []
 
 
-def die_with_parent():
-    """preexec_fn: the child gets SIGKILL when this process dies (a test timeout must not
-    leave a daemon or a browser behind)."""
-    import ctypes
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-# `timeout` sends SIGTERM: leave through the finally blocks that stop the children
-signal.signal(signal.SIGTERM, lambda *a: sys.exit(124))
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-async def collect(url, until, timeout):
-    """Events of a WS subscription until until(events) holds or timeout."""
-    got, t0 = [], time.monotonic()
-    try:
-        async with websockets.connect(url, max_size=2**20) as ws:
-            while not until(got) and time.monotonic() - t0 < timeout:
-                try:
-                    msg = await asyncio.wait_for(ws.recv(), max(0.1, timeout - (time.monotonic() - t0)))
-                except asyncio.TimeoutError:
-                    break
-                got.append(json.loads(msg))
-    except (OSError, websockets.WebSocketException) as e:
-        print(f"     ws {url}: {e}", flush=True)
-    return got
-
-
-def n_commentary(evs):
-    return sum(1 for e in evs if e["type"] == "commentary")
-
-
-def states(evs):
-    return [e["state"] for e in evs if e["type"] == "status"]
+exit_on_sigterm()
 
 
 async def main():

@@ -213,14 +213,18 @@ static int ingest_set_prop(GObject *obj, const char *key, const char *val, const
 /* Applies a test source spec ("ball?foreground-color=0xffff0000&width=640") to a
  * videotestsrc and returns its caps in *caps (caller unrefs).  Used once at ingest_new
  * to validate (on a throwaway element) and at every build.  Returns 0 or UV_EINVAL. */
+/* The default size is small on purpose: videotestsrc draws its ball 20 pixels in radius
+ * at any size, and the default model (scripts/default_model) learned the scenes as they
+ * look at 320x180 — at 1280x720 the ball would be a few pixels of the model's input.  It
+ * also leaves the cores to inference rather than to scaling test pictures. */
 static int ingest_test_apply(const char *spec, const char *display, GstElement *src, GstCaps **caps,
                              char *err) {
     int rc = 0;
     const char *q = strchr(spec, '?');
     char *pattern = q ? g_strndup(spec, (gsize)(q - spec)) : g_strdup(spec);
     GstStructure *s =
-        gst_structure_new("video/x-raw", "format", G_TYPE_STRING, "I420", "width", G_TYPE_INT, 1280,
-                          "height", G_TYPE_INT, 720, "framerate", GST_TYPE_FRACTION, 30, 1, NULL);
+        gst_structure_new("video/x-raw", "format", G_TYPE_STRING, "I420", "width", G_TYPE_INT, 320,
+                          "height", G_TYPE_INT, 180, "framerate", GST_TYPE_FRACTION, 30, 1, NULL);
     g_object_set(src, "is-live", TRUE, NULL);
     rc = ingest_set_prop(G_OBJECT(src), "pattern", *pattern ? pattern : "ball", display, err);
     char **kv = q ? g_strsplit(q + 1, "&", -1) : NULL;

@@ -16,7 +16,7 @@
  *   /dev/videoN, v4l2:///dev/videoN  v4l2src device=… → decodebin
  *   test:[PATTERN][?KEY=VALUE&…]     videotestsrc is-live=true pattern=PATTERN (any
  *                                    videotestsrc pattern nick; bare "test:" = ball) →
- *                                    video/x-raw,format=I420,width=1280,height=720,
+ *                                    video/x-raw,format=I420,width=320,height=180,
  *                                    framerate=30/1.  Keys width, height, framerate, format
  *                                    set those caps; any other key is a videotestsrc
  *                                    property (foreground-color=0xffff0000, motion=wavy…).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Script test: the shipped default model (models/default) comments correctly on scenes it
-# never saw.  scripts/default_model/testclips.py renders three 30 s 1280x720 clips with
+# never saw.  scripts/default_model/testclips.py renders three 30 s 320x180 clips with
 # GStreamer's videotestsrc (held-out ball colour pairs and pair+motion combinations, new
 # scene orders, scenes switched at whole seconds), encodes them to H.264 MP4 and computes
 # each 1-s chunk's expected commentary from the raw frames by the rule; each clip

@@ -3,9 +3,9 @@ training samples laid out exactly as the streaming session runs them.
 
 Pool (made once by `make default-model`, build/default-model/data/): segments of
 consecutive chunks of one scene, each chunk its two frames at the model's input size
-(364x196) and its commentary.  Three ways in, as in the product:
-  cli     SeekRenderer at 1280x720, resized by the engine's resize (`commentary run`);
-  daemon  SeekRenderer through videoconvert ! videoscale to 364x196 (the daemon's ingest);
+(252x140) and its commentary.  Three ways in, as in the product:
+  cli     SeekRenderer at the source size, resized by the engine's resize (`commentary run`);
+  daemon  SeekRenderer through videoconvert ! videoscale to 252x140 (the daemon's ingest);
   h264    clips with scene changes, x264enc (ultrafast/superfast/veryfast, 1-4 Mbit/s)
           and avdec_h264, then the engine's resize (what `commentary run` sees in an MP4).
 Held-out ball scenes (scenes.HELD_OUT_*) never enter the pool.  Two worker processes
@@ -19,6 +19,9 @@ offset, query and previous text; session.Stream lays the retained sequence out w
 every earlier round's label as its commentary (a quarter of them replaced by a wrong
 one, so that the picture, not the history, decides); the loss is on each retained round's
 commentary + <|im_end|>, except the replaced ones.
+
+Vision batches (FrameTable, vision_batch): single chunks for the vision tower's own
+stage, built in torch over the batch, with per-token and per-chunk targets.
 """
 import json
 import multiprocessing as mp
@@ -176,7 +179,6 @@ class Pool:
 
 FLIP = {"h": {"left": "right", "right": "left"}, "v": {"up": "down", "down": "up"}}
 AUX_DIRS = ("left", "right", "up", "down", "still")
-AUX_T = 19  # columns of Chunk.aux_targets
 
 
 def random_colour(rng):
@@ -218,66 +220,6 @@ class Chunk:
             self.label = S.label(s, f[0], f[1])
         else:
             self.label = flipped_label(pool.meta[i]["label"], h, v, rev)
-
-    def recoloured(self, rng):
-        """Training-only (the vision stage): the chunk's frames with the ball and its
-        background (or a solid screen) repainted in random colours, and the aux targets
-        of the repainted chunk (aux_targets).  Any colour, not just the six, so that the
-        vision tower cannot learn colour pairs by heart: what it learns is the colour of
-        the ball and the colour around it, which carries over to pairs never seen.
-        Colours whose nearest named colours make a held-out pair are never drawn."""
-        s = S.Scene(*self.pool.meta[self.i]["scene"])
-        f = self.frames()
-        if s.pattern not in ("ball", "solid-color") or rng.random() < 0.25:
-            return f, self.aux_targets(f, s, S.rgb(s.fg), S.rgb(s.bg))
-        while True:
-            fg, bg = random_colour(rng), random_colour(rng)
-            if np.abs(fg - bg).max() >= 96 and (nearest(fg), nearest(bg)) not in S.HELD_OUT_PAIRS:
-                break
-        if s.pattern == "solid-color":
-            out = np.broadcast_to(fg.astype(np.uint8), f.shape)
-        else:
-            F, B = S.rgb(s.fg).astype(np.float32), S.rgb(s.bg).astype(np.float32)
-            d = F - B
-            a = ((f.astype(np.float32) - B) @ d / float(d @ d)).clip(-0.25, 1.25)[..., None]
-            out = (bg + a * (fg - bg)).round().clip(0, 255).astype(np.uint8)
-        return np.ascontiguousarray(out), self.aux_targets(f, s, fg, bg)
-
-    def aux_targets(self, f, s, fg, bg, unit=28):
-        """Per merged token of frames f (pixels of the named scene s): [tokens, AUX_T]
-        = ball presence in frame 0 and 1 (fraction of the token's unit x unit pixels
-        closer to the ball's colour than the background's), the token's colour / 255
-        (the ball's where the ball is, else the background's; NaN: not applicable), then
-        the chunk's scene, fg colour / 255, bg colour / 255, direction class, and
-        displacement (dx, dy) / frame width, the same on every token, then the ball's
-        centroid in frame 0 and in frame 1 relative to the token's centre / frame
-        width."""
-        h, w = f.shape[1] // unit, f.shape[2] // unit
-        out = np.full((h * w, AUX_T), np.nan, np.float32)
-        out[:, :2] = 0.0
-        out[:, 5] = S.PATTERNS.index(s.pattern)
-        if s.pattern == "ball":
-            for t in range(2):
-                x = f[t].astype(np.int32)
-                m = ((x - S.rgb(s.fg)) ** 2).sum(-1) < ((x - S.rgb(s.bg)) ** 2).sum(-1)
-                out[:, t] = m.reshape(h, unit, w, unit).mean((1, 3)).reshape(-1)
-            ball = out[:, 0] + out[:, 1] > 0.2
-            out[:, 2:5] = np.where(ball[:, None], fg, bg) / 255.0
-            dx, dy = S.displacement(f[0], f[1], s.fg, s.bg)
-            out[:, 6:9], out[:, 9:12] = fg / 255.0, bg / 255.0
-            out[:, 12] = AUX_DIRS.index(self.label.rsplit(" ", 1)[1])
-            out[:, 13], out[:, 14] = dx / f.shape[2], dy / f.shape[2]
-            # where the ball is from each token, in each frame: dense targets whose
-            # difference between the frames is the motion, the same for every token
-            v, u = np.divmod(np.arange(h * w), w)
-            for t in range(2):
-                c = S.centroid(f[t], s.fg, s.bg)
-                if c is not None:
-                    out[:, 15 + 2 * t] = (c[0] - (u + 0.5) * unit) / f.shape[2]
-                    out[:, 16 + 2 * t] = (c[1] - (v + 0.5) * unit) / f.shape[2]
-        elif s.pattern == "solid-color":
-            out[:, 2:5] = out[:, 6:9] = fg / 255.0
-        return out
 
     def frames(self):
         fr = self.pool.frames
@@ -367,3 +309,131 @@ def random_sample(rng, pool, tok, merged_grid):
                if st.roles[j] in (ASSISTANT_CONTENT, ASSISTANT_END) and st.rounds[j] in have
                and st.rounds[j] not in wrong]
     return Sample(st.ids, st.positions(), [chunks[r] for r in vis_rounds], targets)
+
+
+# ---- the vision stage's batches ------------------------------------------------------------
+
+class FrameTable:
+    """The pool as single frames for the vision stage, with what its targets need
+    computed once: per frame the ball's centroid (pixels, NaN: no ball) and per merged
+    token (unit x unit pixels) the fraction covered by the ball.  Any two frames half a
+    second apart in one segment make a chunk: the pool's own pairs (30 i, 30 i + 15) and
+    the shifted ones (30 i + 15, 30 (i + 1)), so twice the motions of the chunks."""
+
+    def __init__(self, pool, unit=28):
+        import torch
+        n, _, h, w, _ = pool.frames.shape
+        self.h, self.w, self.unit = h, w, unit
+        self.frames = torch.from_numpy(pool.frames.reshape(2 * n, h, w, 3))
+        self.scene = [S.Scene(*pool.meta[i // 2]["scene"]) for i in range(2 * n)]
+        self.centroid = np.full((2 * n, 2), np.nan, np.float32)
+        self.cover = np.zeros((2 * n, h // unit, w // unit), np.float32)
+        for i in range(2 * n):
+            s = self.scene[i]
+            if s.pattern != "ball":
+                continue
+            x = pool.frames[i // 2, i % 2].astype(np.int32)
+            m = ((x - S.rgb(s.fg)) ** 2).sum(-1) < ((x - S.rgb(s.bg)) ** 2).sum(-1)
+            self.cover[i] = m.reshape(h // unit, unit, w // unit, unit).mean((1, 3))
+            if m.any():
+                ys, xs = np.nonzero(m)
+                self.centroid[i] = xs.mean(), ys.mean()
+        self.pairs = {}
+        for idx in pool.by_kind.values():
+            for seg in idx:
+                kind = pool.meta[seg[0]]["scene"][0]
+                p = [(2 * i, 2 * i + 1) for i in seg]
+                if kind == "ball":  # the chunk half a second later
+                    p += [(2 * i + 1, 2 * j) for i, j in zip(seg, seg[1:]) if j == i + 1]
+                self.pairs.setdefault(kind, []).extend(p)
+
+
+def vision_batch(rng, table, n, lut_mean, lut_std, recolour=0.75, named=False):
+    """n chunks for the vision stage: (pixels [n, Np, 3*2*14*14] as vlm.patchify lays
+    them out, targets dict).  Ball chunks are flipped and time-reversed at random, ball
+    and solid chunks mostly repainted in random colours (any colour, not just the six,
+    never one whose nearest named colours make a held-out pair), so that the tower learns
+    the colour of the ball and the colour around it, not the colour pairs it saw.  Targets, per merged token (rows of the 7 x 13
+    grid in natural order):
+    'cover' [n, N, 2] whether the ball touches the token in each frame (1 or 0),
+    'colour' [n, N, 3] what the token shows (the ball's colour where it is, else the
+    background's; NaN for patterns without one); per chunk: 'scene' [n], 'fg' / 'bg'
+    [n, 3] (NaN: none), 'dir' [n] (AUX_DIRS index, -1: not a ball), 'disp' [n, 2]
+    (displacement / frame width, NaN: not a ball)."""
+    import torch
+    kinds = [("ball", 0.6), ("snow", 0.1), ("smpte", 0.1), ("checkers-8", 0.1),
+             ("solid-color", 0.1)]
+    h, w, u = table.h, table.w, table.unit
+    frames = torch.empty(n, 2, h, w, 3)
+    cover = torch.zeros(n, 2, h // u, w // u)
+    colour = torch.full((n, h // u * (w // u), 3), float("nan"))
+    scene = torch.zeros(n, dtype=torch.long)
+    fgs, bgs = torch.full((n, 3), float("nan")), torch.full((n, 3), float("nan"))
+    dirs = torch.full((n,), -1, dtype=torch.long)
+    disp = torch.full((n, 2), float("nan"))
+    for k in range(n):
+        uu, acc = rng.random(), 0.0
+        for kind, p in kinds:
+            acc += p
+            if uu < acc:
+                break
+        a, b = rng.choice(table.pairs[kind])
+        s = table.scene[a]
+        f = table.frames[[a, b]].float()
+        scene[k] = S.PATTERNS.index(s.pattern)
+        fg, bg = S.rgb(s.fg).astype(np.float32), S.rgb(s.bg).astype(np.float32)
+        if s.pattern in ("ball", "solid-color") and rng.random() < recolour:
+            while True:
+                if named:
+                    nfg, nbg = (S.rgb(c).astype(np.float32) for c in rng.sample(list(S.COLORS), 2))
+                else:
+                    nfg, nbg = random_colour(rng), random_colour(rng)
+                if np.abs(nfg - nbg).max() >= 96 and \
+                        (nearest(nfg), nearest(nbg)) not in S.HELD_OUT_PAIRS:
+                    break
+            if s.pattern == "solid-color":
+                f[:] = torch.from_numpy(nfg)
+            else:
+                d = torch.from_numpy(fg - bg)
+                al = ((f - torch.from_numpy(bg)) @ d / float(d @ d)).clamp_(-0.25, 1.25)
+                f = torch.from_numpy(nbg) + al[..., None] * torch.from_numpy(nfg - nbg)
+                f = f.round_().clamp_(0, 255)
+            fg, bg = nfg, nbg
+        cov = torch.from_numpy(table.cover[[a, b]])
+        c = table.centroid[[a, b]].copy()
+        if s.pattern == "ball":
+            hf, vf, rev = rng.random() < 0.5, rng.random() < 0.5, rng.random() < 0.5
+            if hf:
+                f, cov, c[:, 0] = f.flip(2), cov.flip(2), w - 1 - c[:, 0]
+            if vf:
+                f, cov, c[:, 1] = f.flip(1), cov.flip(1), h - 1 - c[:, 1]
+            if rev:
+                f, cov, c = f.flip(0), cov.flip(0), c[::-1]
+            dx, dy = (0.0, 0.0) if np.isnan(c).any() else c[1] - c[0]
+            dirs[k] = AUX_DIRS.index(direction_of(dx / w, dy / w))
+            disp[k] = torch.tensor([dx / w, dy / w])
+            # a token shows the ball when the ball covers a few percent of it (the wavy
+            # ball is about a token across, so edge tokens hold only a sliver)
+            cover[k] = (cov > 0.04).float()
+            ball = (cover[k].sum(0) > 0).reshape(-1, 1)
+            colour[k] = torch.where(ball, torch.from_numpy(fg), torch.from_numpy(bg)) / 255.0
+            fgs[k], bgs[k] = torch.from_numpy(fg) / 255.0, torch.from_numpy(bg) / 255.0
+        elif s.pattern == "solid-color":
+            colour[k] = torch.from_numpy(fg) / 255.0
+            fgs[k] = torch.from_numpy(fg) / 255.0
+        frames[k] = f
+    x = (frames / 255.0 - lut_mean) / lut_std
+    B, T, ps, ms = n, 2, 14, 2
+    x = x.permute(0, 4, 1, 2, 3).reshape(B, 3, T, h // ps // ms, ms, ps, w // ps // ms, ms, ps)
+    x = x.permute(0, 3, 6, 4, 7, 1, 2, 5, 8).reshape(B, -1, 3 * T * ps * ps)
+    return x.contiguous(), {"cover": cover.flatten(2).transpose(1, 2), "colour": colour,
+                            "scene": scene, "fg": fgs, "bg": bgs, "dir": dirs, "disp": disp}
+
+
+def direction_of(dx, dy):
+    """The issue's rule on a displacement in frame widths."""
+    if max(abs(dx), abs(dy)) < 0.02:
+        return "still"
+    if abs(dx) >= abs(dy):
+        return "right" if dx > 0 else "left"
+    return "down" if dy > 0 else "up"

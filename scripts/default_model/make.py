@@ -7,12 +7,14 @@ model (models/default), reproducibly on the CPU with Debian's python3-torch.
         [--skip-data] [--eval-only MODEL] [--init-only DIR]
 
 Steps: 1. the tokenizer (bpe.py) from the product's strings; 2. the chunk pool
-(data.py, two render processes, ~5 min); 3. training in two stages: (a) the vision tower
-alone (~3.2 s a step of 24 chunks on 2 cores), with a training-only linear head on its
-output tokens, on chunks repainted in random colours (ball presence per frame, each
-token's colour, the chunk's scene, colours, direction and displacement, where the ball
-is from each token), so that what it learns does not hinge on the colour pairs it saw;
-(b) the LLM (~1.9 s a step) on the frozen tower's tokens (AdamW, warmup + cosine, ~16 chunks of
+(data.py, two render processes, ~30 s); 3. training in two stages: (a) the vision tower
+alone (~0.55 s a step of 24 chunks on 2 cores), with a training-only linear head on its
+output tokens, on chunks repainted in random colours (per token: the ball in each frame,
+the token's colour, and where the ball is, the direction and displacement; per chunk: the
+scene, both colours, the direction and displacement), so that what it learns does not
+hinge on the colour pairs it saw; the patch embedding starts as colour filters and two
+heads of blocks 1 and 2 as relative-position attention (stem_init, relpos_init); (b) the
+LLM (~0.6 s a step) on the frozen tower's tokens (AdamW, warmup + cosine, ~16 chunks of
 vision per step, every retained round's commentary is a target, some earlier rounds'
 commentary replaced by wrong text so the picture decides); 4. export:
 config.json, generation_config.json, preprocessor_config.json, tokenizer.json,
@@ -28,6 +30,10 @@ import os
 import random
 import sys
 import time
+
+# One pool of threads: OpenBLAS' own workers spinning beside torch's OpenMP ones made
+# every step twice as slow on 2 cores (0.79 -> 0.38 s a vision step).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -54,7 +60,7 @@ VISION = {"depth": 4, "hidden_size": 96, "num_heads": 3, "intermediate_size": 19
           "tokens_per_second": 2, "hidden_act": "silu"}
 TEXT = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
         "num_key_value_heads": 2, "intermediate_size": 384}
-PREPROCESSOR = {"min_pixels": 100 * 28 * 28, "max_pixels": 100 * 28 * 28, "patch_size": 14,
+PREPROCESSOR = {"min_pixels": 50 * 28 * 28, "max_pixels": 50 * 28 * 28, "patch_size": 14,
                 "temporal_patch_size": 2, "merge_size": 2,
                 "image_mean": [0.48145466, 0.4578275, 0.40821073],
                 "image_std": [0.26862954, 0.26130258, 0.27577711],
@@ -91,12 +97,46 @@ def configs(tok):
     return cfg, gen
 
 
+def stem_init(w):
+    """Start the patch embedding w [vh, 3*2*14*14] (c, t, py, px) with colour filters:
+    rows 0-5 the mean of each channel of each frame over the patch, rows 6-29 the same
+    over each 7x7 quadrant (the rest stays random, halved), so that what colour is where
+    in the patch, in each frame, is in the tokens from the first step."""
+    ps = 14
+    with torch.no_grad():
+        w.mul_(0.5)
+        rows = [(c, t, 0, ps, 0, ps) for c in range(3) for t in range(2)]
+        rows += [(c, t, y, y + 7, x, x + 7) for c in range(3) for t in range(2)
+                 for y in (0, 7) for x in (0, 7)]
+        for k, (c, t, y0, y1, x0, x1) in enumerate(rows):
+            m = torch.zeros(3, 2, ps, ps)
+            m[c, t, y0:y1, x0:x1] = 4.0 / ((y1 - y0) * (x1 - x0))
+            w[k] = m.reshape(-1)
+
+
+def relpos_init(model, blocks=(1, 2), beta=4.0, k=2):
+    """Start head 0 (x) and head 1 (y) of the given vision blocks as relative-position
+    attention: a query bias and a key bias in the rotary pair of frequency k of that
+    axis, a quarter turn apart, so the score from token i to token j starts as
+    ~beta^2/sqrt(d) * sin(w (x_j - x_i)): whatever the values carry (where the ball is in
+    each frame) is summed with weights that grow to one side, which is where the
+    direction comes from.  Everything else about the heads is learned."""
+    c = model.cfg
+    hd, q8 = c.v_head_dim, c.v_head_dim // 4  # rotary angles: q8 of rows, then q8 of columns
+    with torch.no_grad():
+        for b in blocks:
+            bias = model.w("visual.blocks.%d.attn.qkv.bias" % b).data
+            for head, a in ((0, q8 + k), (1, k)):
+                bias[head * hd + a] = beta                       # query
+                bias[c.v_hidden + head * hd + a + hd // 2] = beta  # key, a quarter turn on
+
+
 def masked_ce(logits, target):
-    """Mean cross-entropy over the targets that are not NaN (0 when there are none)."""
-    ok = ~torch.isnan(target)
+    """Mean cross-entropy over the targets that are not -1 (0 when there are none)."""
+    ok = target >= 0
     if not bool(ok.any()):
         return logits.sum() * 0.0
-    return torch.nn.functional.cross_entropy(logits[ok], target[ok].long())
+    return torch.nn.functional.cross_entropy(logits[ok], target[ok])
 
 
 def masked_mse(pred, target):
@@ -107,36 +147,34 @@ def masked_mse(pred, target):
     return ((pred[ok] - target[ok]) ** 2).mean()
 
 
-# The aux head's outputs: ball presence in frame 0 and 1, the token's colour, then the
-# chunk's scene (5), ball / solid colour, background colour, direction (5), displacement,
-# then where the ball is from the token in frame 0 and in frame 1.
-AUX_OUT = 27
+# The aux head's outputs per vision token: the ball in frame 0 and 1 (logits), the
+# token's colour (3); the chunk's scene (5), ball / solid colour (3), background colour
+# (3), direction (5), displacement (2); then the direction (5) and displacement (2) again,
+# trained only on the tokens the ball touches (one attention hop from where the motion
+# is seen; the chunk-wide copies need a second).
+AUX_OUT = 30
 
 
 def aux_loss(head, vis, tg):
     """Training-only loss on the vision tower's output tokens vis [B, N, d] against
-    Chunk.aux_targets tg [B, N, AUX_T] (the head is not part of the model)."""
+    data.vision_batch's targets (the head is not part of the model)."""
     o = head(vis)
+    n, N, _ = o.shape
+    every = lambda x: x[:, None].expand(n, N, *x.shape[1:])
     local = torch.nn.functional.binary_cross_entropy_with_logits(
-        o[..., 0:2], tg[..., 0:2], pos_weight=torch.tensor([4.0, 4.0])) + \
-        4.0 * masked_mse(o[..., 2:5], tg[..., 2:5])
-    glob = masked_ce(o[..., 5:10], tg[..., 5]) + 4.0 * masked_mse(o[..., 10:13], tg[..., 6:9]) + \
-        4.0 * masked_mse(o[..., 13:16], tg[..., 9:12]) + masked_ce(o[..., 16:21], tg[..., 12]) + \
-        100.0 * masked_mse(o[..., 21:23], tg[..., 13:15])
-    # weighted low: at 50x it swamped the rest (colour fell from 0.47 to 0.09 on the
-    # held-out probe after 200 steps) without being learned itself
-    where = 5.0 * (masked_mse(o[..., 23:25], tg[..., 15:17]) +
-                   masked_mse(o[..., 25:27], tg[..., 17:19]))
-    return local + 0.5 * glob + where
-
-
-def direction_of(dx, dy):
-    """The issue's rule on a displacement in frame widths."""
-    if max(abs(dx), abs(dy)) < 0.02:
-        return "still"
-    if abs(dx) >= abs(dy):
-        return "right" if dx > 0 else "left"
-    return "down" if dy > 0 else "up"
+        o[..., 0:2], tg["cover"], pos_weight=torch.tensor([4.0, 4.0])) + \
+        4.0 * masked_mse(o[..., 2:5], tg["colour"])
+    glob = masked_ce(o[..., 5:10].reshape(-1, 5), every(tg["scene"]).reshape(-1)) + \
+        4.0 * masked_mse(o[..., 10:13], every(tg["fg"])) + \
+        4.0 * masked_mse(o[..., 13:16], every(tg["bg"])) + \
+        masked_ce(o[..., 16:21].reshape(-1, 5), every(tg["dir"]).reshape(-1)) + \
+        100.0 * masked_mse(o[..., 21:23], every(tg["disp"]))
+    near = tg["cover"].sum(-1) > 0
+    d = every(tg["dir"]).masked_fill(~near, -1)
+    disp = every(tg["disp"]).masked_fill(~near[..., None], float("nan"))
+    at_ball = masked_ce(o[..., 23:28].reshape(-1, 5), d.reshape(-1)) + \
+        100.0 * masked_mse(o[..., 28:30], disp)
+    return local + 0.5 * glob + at_ball
 
 
 def parts(label):
@@ -152,35 +190,37 @@ def parts(label):
             None, None, None)
 
 
-def parts5(label):
-    p = parts(label)
-    return p + (p[3],)
-
-
 @torch.no_grad()
 def vision_probe(model, head, frames, labels, lut):
-    """Accuracy of the aux head's chunk outputs (averaged over a chunk's tokens; colours
-    read as the nearest named colour) on frames: how much of the answer the vision tower
-    alone carries.  Returns [scene, ball / solid colour, background, direction, direction
-    read from where the ball is in each frame]."""
+    """Accuracy of the aux head on frames: how much of the answer the vision tower alone
+    carries.  Returns [scene, ball / solid colour, background, direction (chunk-wide
+    outputs averaged over the tokens), direction (read where the head sees the ball)]."""
     fr = torch.from_numpy(np.stack(frames))
-    o = head(model.vision(vlm.patchify(fr, lut, model.cfg), GRID)).mean(1).numpy()
-    got = [(S.PATTERNS[int(r[5:10].argmax())], data.nearest(r[10:13] * 255),
-            data.nearest(r[13:16] * 255), data.AUX_DIRS[int(r[16:21].argmax())],
-            direction_of(*(r[25:27] - r[23:25]))) for r in o]
-    acc = []
-    for k in range(5):
-        pairs = [(g[k], parts5(l)[k]) for g, l in zip(got, labels) if parts5(l)[k] is not None]
-        acc.append(sum(g == w for g, w in pairs) / max(1, len(pairs)))
-    return acc
+    o = head(model.vision(vlm.patchify(fr, lut, model.cfg), GRID))
+    ball = torch.sigmoid(o[..., 0:2]).sum(-1)
+    ball = ball / ball.sum(1, keepdim=True).clamp_min(1e-6)
+    hits = [[] for _ in range(5)]
+    for r, wb, label in zip(o, ball, labels):
+        m, at = r.mean(0), (wb[:, None] * r).sum(0)
+        got = (S.PATTERNS[int(m[5:10].argmax())], data.nearest(m[10:13].numpy() * 255),
+               data.nearest(m[13:16].numpy() * 255), data.AUX_DIRS[int(m[16:21].argmax())],
+               data.AUX_DIRS[int(at[23:28].argmax())])
+        want = parts(label)
+        want = want + (want[3],)
+        for k in range(5):
+            if want[k] is not None:
+                hits[k].append(got[k] == want[k])
+    return [sum(h) / max(1, len(h)) for h in hits]
 
 
 def pretrain_vision(model, head, pool, steps, seed, probe, batch=24):
     """Stage 1: the vision tower and the aux head alone, on single repainted chunks
-    (cheap: no LLM), so that every vision token carries the scene, both colours and the
+    (cheap: no LLM), so that the vision tokens carry the scene, both colours and the
     motion, in a form that does not depend on which colour pairs were seen."""
     rng = random.Random(seed + 7)
-    lut = vlm.pixel_lut(PREPROCESSOR)
+    table = data.FrameTable(pool)
+    mean = torch.tensor(PREPROCESSOR["image_mean"]).view(1, 1, 1, 1, 3)
+    std = torch.tensor(PREPROCESSOR["image_std"]).view(1, 1, 1, 1, 3)
     params = [p for n, p in model.named_parameters() if n.startswith("visual")] + \
         list(head.parameters())
     opt = torch.optim.AdamW(params, lr=3e-3, betas=(0.9, 0.98), weight_decay=0.0)
@@ -189,11 +229,8 @@ def pretrain_vision(model, head, pool, steps, seed, probe, batch=24):
             math.pi * min(1.0, s / steps)))))
     t0 = time.time()
     for step in range(steps):
-        chunks = [c for _ in range(batch) for c in data.random_stream(rng, pool, 1)]
-        fr, tg = zip(*(c.recoloured(rng) for c in chunks))
-        fr = torch.from_numpy(np.stack(fr))
-        loss = aux_loss(head, model.vision(vlm.patchify(fr, lut, model.cfg), GRID),
-                        torch.from_numpy(np.stack(tg)))
+        pixels, tg = data.vision_batch(rng, table, batch, mean, std)
+        loss = aux_loss(head, model.vision(pixels, GRID), tg)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -201,19 +238,22 @@ def pretrain_vision(model, head, pool, steps, seed, probe, batch=24):
         sched.step()
         if step % 100 == 0 or step == steps - 1:
             log("vision step %d/%d aux loss %.4f, held-out scene/colour/background/direction/"
-                "direction-from-positions "
-                "%s, %.0f s" % (step, steps, loss.item(), "/".join("%.2f" % a for a in probe()),
-                                time.time() - t0))
+                "direction-at-the-ball %s, %.0f s" % (
+                    step, steps, loss.item(), "/".join("%.2f" % a for a in probe()),
+                    time.time() - t0))
 
 
-def batch_forward(model, samples, lut):
-    """Mean cross-entropy over the samples' targets and the token accuracy.  The vision
-    tower is frozen here (trained in stage 1), so it runs without gradients."""
+def batch_forward(model, samples, lut, watch=()):
+    """Mean cross-entropy over the samples' targets, the token accuracy and the accuracy
+    on the target ids in watch (the direction words: one token of a commentary, and the
+    one that needs where the ball was in each frame).  The vision tower is frozen here
+    (trained in stage 1), so it runs without gradients."""
     chunks = [c for s in samples for c in s.chunks]
     fr = torch.from_numpy(np.stack([c.frames() for c in chunks]))
     with torch.no_grad():
         vis = model.vision(vlm.patchify(fr, lut, model.cfg), GRID)
-    loss, n_tok, n_ok, k = 0.0, 0, 0, 0
+    loss, n_tok, n_ok, k, n_watch, ok_watch = 0.0, 0, 0, 0, 0, 0
+    watch = torch.tensor(sorted(watch), dtype=torch.long)
     for s in samples:
         nv = len(s.chunks)
         v = vis[k:k + nv].reshape(-1, vis.shape[-1])
@@ -222,9 +262,13 @@ def batch_forward(model, samples, lut):
         tg = torch.tensor(s.targets)
         logits = model.llm(ids, s.pos, v, logits_rows=tg - 1)
         loss = loss + torch.nn.functional.cross_entropy(logits, ids[tg], reduction="sum")
+        hit = logits.argmax(-1) == ids[tg]
+        watched = torch.isin(ids[tg], watch)
         n_tok += len(tg)
-        n_ok += int((logits.argmax(-1) == ids[tg]).sum())
-    return loss / n_tok, n_ok / n_tok
+        n_ok += int(hit.sum())
+        n_watch += int(watched.sum())
+        ok_watch += int((hit & watched).sum())
+    return loss / n_tok, n_ok / n_tok, ok_watch / max(1, n_watch)
 
 
 def train(model, pool, tok, steps, seed, log_path, vis_per_step=16):
@@ -241,7 +285,8 @@ def train(model, pool, tok, steps, seed, log_path, vis_per_step=16):
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(
             math.pi * min(1.0, s / steps)))))
-    t0, ema, ema_acc = time.time(), None, None
+    directions = {i for d in data.AUX_DIRS for i in tok.encode(" " + d)}
+    t0, ema, ema_acc, ema_dir = time.time(), None, None, None
     with open(log_path, "w") as lf:
         for step in range(steps):
             samples, nv = [], 0
@@ -249,7 +294,7 @@ def train(model, pool, tok, steps, seed, log_path, vis_per_step=16):
                 s = data.random_sample(rng, pool, tok, MERGED)
                 samples.append(s)
                 nv += len(s.chunks)
-            loss, acc = batch_forward(model, samples, lut)
+            loss, acc, acc_dir = batch_forward(model, samples, lut, directions)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
@@ -257,12 +302,14 @@ def train(model, pool, tok, steps, seed, log_path, vis_per_step=16):
             sched.step()
             ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
             ema_acc = acc if ema_acc is None else 0.95 * ema_acc + 0.05 * acc
+            ema_dir = acc_dir if ema_dir is None else 0.95 * ema_dir + 0.05 * acc_dir
             lf.write(json.dumps({"step": step, "loss": round(loss.item(), 5), "acc": round(acc, 4),
+                                 "acc_direction": round(acc_dir, 4),
                                  "chunks": nv, "s": round(time.time() - t0, 1)}) + "\n")
             if step % 50 == 0 or step == steps - 1:
                 lf.flush()
-                log("step %d/%d loss %.4f (ema %.4f) token acc %.3f, %.0f s" %
-                    (step, steps, loss.item(), ema, ema_acc, time.time() - t0))
+                log("step %d/%d loss %.4f (ema %.4f) token acc %.3f, direction words %.3f, "
+                    "%.0f s" % (step, steps, loss.item(), ema, ema_acc, ema_dir, time.time() - t0))
     return ema, ema_acc
 
 
@@ -285,7 +332,7 @@ def heldout_streams(seed):
 
 
 def render_heldout(sched):
-    """CLI-path frames (1280x720 rendered, the engine's resize) and labels of sched."""
+    """CLI-path frames (rendered at the source size, the engine's resize) and labels of sched."""
     r = S.SeekRenderer()
     frames, labels = [], []
     for s, t0, m in sched:
@@ -341,8 +388,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "default"))
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "default-model"))
-    ap.add_argument("--steps", type=int, default=450)
-    ap.add_argument("--vision-steps", type=int, default=550)
+    ap.add_argument("--steps", type=int, default=900)
+    ap.add_argument("--vision-steps", type=int, default=1200)
     ap.add_argument("--eval-only", metavar="MODEL", help="evaluate an exported model")
     ap.add_argument("--init-only", metavar="DIR",
                     help="export the untrained model (seeded initial weights) to DIR: the "
@@ -393,6 +440,8 @@ def main():
     model = vlm.VLM(cfg)
     gen = torch.Generator().manual_seed(a.seed)
     model.init_weights(gen)
+    stem_init(model.w("visual.patch_embed.proj.weight").data)
+    relpos_init(model)
     log("model: %d parameters" % sum(p.numel() for p in model.parameters()))
     frames, labels = render_heldout(heldout_streams(a.seed))
     lut = vlm.pixel_lut(PREPROCESSOR)
@@ -402,7 +451,7 @@ def main():
     pretrain_vision(model, head, pool, a.vision_steps, a.seed, probe)
     loss, acc = train(model, pool, tok, a.steps, a.seed, os.path.join(a.work, "train.log"))
     t_train = time.time() - t
-    log("held-out vision probe scene/colour/background/direction/direction-from-positions: %s"
+    log("held-out vision probe scene/colour/background/direction/direction-at-the-ball: %s"
         % "/".join("%.3f" % v for v in probe()))
     log("trained %d steps in %.0f s: loss %.4f, token accuracy %.4f" % (a.steps, t_train, loss, acc))
 

@@ -9,11 +9,11 @@ first frames at or after t and t + 0.5 s): the centroid of the pixels closer to 
 B in each; the larger displacement component names the direction (y grows downward);
 under 2% of the frame width it is "still".
 
-Renderers (python3-gi + GStreamer, the element the daemon uses, 1280x720 I420 30 fps as
-the daemon's test: source):
+Renderers (python3-gi + GStreamer, the element the daemon uses, I420 30 fps at SRC_W x
+SRC_H as the daemon's test: source):
   SeekRenderer   any frame of any scene by seeking a paused pipeline (videotestsrc
                  animates by frame number, so a seek to t gives frame 30 t exactly);
-                 RGB at 1280x720, or scaled by videoscale like the daemon's ingest;
+                 RGB at the source size, or scaled by videoscale like the daemon's ingest;
   render_clip    a continuous clip following a schedule of scenes (properties switched
                  at chunk boundaries by a pad probe), tee'd into raw RGB (labels) and an
                  x264enc branch that is decoded back (training) or muxed to MP4 (tests).
@@ -35,8 +35,12 @@ HELD_OUT_PAIRS = {("red", "green"), ("yellow", "blue"), ("white", "red"), ("gree
 HELD_OUT_COMBOS = {("blue", "white", "hsweep"), ("red", "black", "sweep"),
                    ("green", "yellow", "wavy"), ("white", "blue", "sweep")}
 
-SRC_W, SRC_H, FPS = 1280, 720, 30
-MODEL_W, MODEL_H = 364, 196  # smart_resize of 16:9 with max_pixels 100*28*28: 91 tokens
+# The source size: videotestsrc draws its ball 20 pixels in radius whatever the frame
+# size, so at 1280x720 the ball is ~6 pixels across in the model's 252x140 input (a
+# few pixels of one 14-pixel patch) and its colour and motion were barely learnable on
+# 2 cores; at 320x180 it is ~30 pixels across.  The daemon's test: source uses this size.
+SRC_W, SRC_H, FPS = 320, 180, 30
+MODEL_W, MODEL_H = 252, 140  # smart_resize of 16:9 with max_pixels 50*28*28: 45 tokens
 
 Scene = collections.namedtuple("Scene", "pattern fg bg motion")
 
@@ -148,7 +152,7 @@ def _frame(Gst, sample, w, h):
 
 
 class SeekRenderer:
-    """Frames of any scene at any time.  size None: RGB 1280x720 (the CLI decodes at the
+    """Frames of any scene at any time.  size None: RGB SRC_W x SRC_H (the CLI decodes at the
     source size and the engine resizes); (w, h): videoconvert ! videoscale to that size,
     the daemon's ingest tail."""
 
@@ -186,7 +190,7 @@ def render_clip(schedule, encoder="x264enc speed-preset=veryfast", mp4=None, dec
     """Render a clip of sum(n) seconds from schedule [(scene, n_chunks), ...], switching
     scenes at chunk boundaries.  Returns (labels, scenes, raw, dec): per chunk the
     commentary (from the raw frames 30 i and 30 i + 15) and the scene, the raw RGB frames
-    (N, 2, 720, 1280, 3) at those times, and when decode the same frames encoded and
+    (N, 2, SRC_H, SRC_W, 3) at those times, and when decode the same frames encoded and
     decoded back (else None).
     mp4: also (instead of decoding) write the H.264 stream to this MP4 file."""
     Gst = _gst()

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""testclips.py — the held-out clips of the default model's accuracy test: 1280x720
+"""testclips.py — the held-out clips of the default model's accuracy test: 320x180
 30 fps videotestsrc scenes, switched at whole seconds, encoded to H.264 MP4 (x264enc
 veryfast), with each 1-s chunk's expected commentary computed from the raw frames the
 chunk uses (30 i and 30 i + 15) by the issue's rule.  Ball scenes are only held-out

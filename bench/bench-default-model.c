@@ -1,9 +1,10 @@
 /* bench-default-model.c — per-chunk time of the shipped default model (models/default)
  * on this machine: one streaming session per line, 60 one-second chunks of a drawn moving
  * ball (the model answers with its usual ~9 tokens), the first 10 chunks not counted.
- * Lines: the daemon's path (448x252 frames from GStreamer's videoscale, the shipped
- * config's policy 4/4/64/64) and the CLI's (1280x720 frames resized by the engine,
- * StreamingVLM's 16/16/512/512), each with 1 thread and all cores.  Prints the median
+ * Lines: the daemon's path (frames at the model's size, as GStreamer's videoscale gives
+ * them, the shipped config's policy 4/4/64/64) and the CLI's (320x180 frames, the size of
+ * the test source and of the accuracy test's clips, resized by the engine, StreamingVLM's
+ * 16/16/512/512), each with 1 thread and all cores.  Prints the median
  * and 90th percentile of the total, and the median vision / prefill / decode split.
  * Figures only, never pass/fail; prints a note and exits 0 when the model is missing.
  * Usage: bench-default-model [MODEL_DIR] [CHUNKS]
@@ -122,7 +123,7 @@ int main(int argc, char **argv) {
         snprintf(label, sizeof label, "daemon: %lldx%lld frames, policy 4/4/64/64", (long long)fw,
                  (long long)fh);
         bench(e, label, fw, fh, 4, 64, chunks);
-        bench(e, "cli: 1280x720 frames, policy 16/16/512/512", 1280, 720, 16, 512, chunks);
+        bench(e, "cli: 320x180 frames, policy 16/16/512/512", 320, 180, 16, 512, chunks);
         vlm_engine_free(e);
     }
     return 0;

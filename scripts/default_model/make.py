@@ -219,8 +219,7 @@ def pretrain_vision(model, head, pool, steps, seed, probe, batch=24):
     motion, in a form that does not depend on which colour pairs were seen."""
     rng = random.Random(seed + 7)
     table = data.FrameTable(pool)
-    mean = torch.tensor(PREPROCESSOR["image_mean"]).view(1, 1, 1, 1, 3)
-    std = torch.tensor(PREPROCESSOR["image_std"]).view(1, 1, 1, 1, 3)
+    mean, std = torch.tensor(PREPROCESSOR["image_mean"]), torch.tensor(PREPROCESSOR["image_std"])
     params = [p for n, p in model.named_parameters() if n.startswith("visual")] + \
         list(head.parameters())
     opt = torch.optim.AdamW(params, lr=3e-3, betas=(0.9, 0.98), weight_decay=0.0)
@@ -229,7 +228,7 @@ def pretrain_vision(model, head, pool, steps, seed, probe, batch=24):
             math.pi * min(1.0, s / steps)))))
     t0 = time.time()
     for step in range(steps):
-        pixels, tg = data.vision_batch(rng, table, batch, mean, std)
+        pixels, tg = data.vision_batch(rng, table, batch, model.cfg, mean, std)
         loss = aux_loss(head, model.vision(pixels, GRID), tg)
         opt.zero_grad()
         loss.backward()

@@ -59,11 +59,17 @@ def rgb(name):
     return np.array([(v >> 16) & 255, (v >> 8) & 255, v & 255], np.int32)
 
 
-def centroid(f, fg, bg):
-    """(x, y) in pixels of the centroid of the pixels of RGB frame f (H, W, 3) closer to
-    fg than to bg; None when there are none."""
+def ball_mask(f, fg, bg):
+    """The pixels of RGB frame f (H, W, 3) closer to colour fg than to bg: [H, W] bool."""
     x = f.astype(np.int32)
-    m = ((x - rgb(fg)) ** 2).sum(-1) < ((x - rgb(bg)) ** 2).sum(-1)
+    return ((x - rgb(fg)) ** 2).sum(-1) < ((x - rgb(bg)) ** 2).sum(-1)
+
+
+def centroid(f, fg, bg, m=None):
+    """(x, y) in pixels of the centroid of the pixels of RGB frame f (H, W, 3) closer to
+    fg than to bg (m: that mask when already made); None when there are none."""
+    if m is None:
+        m = ball_mask(f, fg, bg)
     if not m.any():
         return None
     ys, xs = np.nonzero(m)

@@ -403,16 +403,23 @@ class KVCache:
             self.k_rot[l] = torch.cat([self.k_rot[l][:first], rope(self.k_raw[l][first:], cos, sin)])
 
 
-def patchify(frames, lut, cfg):
-    """frames uint8 [B, 2, H, W, 3] -> pixel rows [B, Np, 3*2*14*14] (HF row order: t,
-    2x2 merge groups, c, frame, py, px), normalised through the engine's table."""
+def patch_rows(frames, cfg):
+    """frames [B, 2, H, W, 3] (any dtype) -> [B, Np, 3, 2*14*14] in HF row order: t, 2x2
+    merge groups, c, frame, py, px."""
     B, T, Hh, Ww, _ = frames.shape
     ps, ms = cfg.patch, cfg.merge
-    x = frames.permute(0, 4, 1, 2, 3)  # B, C, T, H, W (still bytes: cheap to move)
+    x = frames.permute(0, 4, 1, 2, 3)  # B, C, T, H, W
     x = x.reshape(B, 3, T, Hh // ps // ms, ms, ps, Ww // ps // ms, ms, ps)
     x = x.permute(0, 3, 6, 4, 7, 1, 2, 5, 8)  # B, bh, bw, mh, mw, C, T, py, px
-    x = x.reshape(B, -1, 3, T * ps * ps).long() + 256 * torch.arange(3).view(1, 1, 3, 1)
-    return lut.reshape(-1)[x].reshape(B, -1, 3 * T * ps * ps)
+    return x.reshape(B, -1, 3, T * ps * ps)
+
+
+def patchify(frames, lut, cfg):
+    """frames uint8 [B, 2, H, W, 3] -> pixel rows [B, Np, 3*2*14*14] (patch_rows' order),
+    normalised through the engine's table (moved as bytes: cheap)."""
+    x = patch_rows(frames, cfg)
+    x = x.long() + 256 * torch.arange(3).view(1, 1, 3, 1)
+    return lut.reshape(-1)[x].reshape(x.shape[0], x.shape[1], -1)
 
 
 def pixel_lut(pre):

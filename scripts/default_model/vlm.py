@@ -270,9 +270,10 @@ class VLM(torch.nn.Module):
             self._geo[grid] = (perm, inv, torch.cos(a), torch.sin(a), win, full)
         return self._geo[grid]
 
-    def vision(self, pixels, grid):
+    def vision(self, pixels, grid, taps=None):
         """pixels [B, Np, C*tps*ps*ps] (B chunks of the same grid) -> [B, Np/4, hidden]
-        merged embeddings in natural order (the <|video_pad|> slot order)."""
+        merged embeddings in natural order (the <|video_pad|> slot order).  taps: a list
+        that gets the residual stream after each block, patches in patch_rows' order."""
         c = self.cfg
         perm, inv, cos, sin, win, full = self.geometry(tuple(grid))
         B, Np, _ = pixels.shape
@@ -298,6 +299,8 @@ class VLM(torch.nn.Module):
             u = F.linear(y, self.w(p + "mlp.up_proj.weight"), self.w(p + "mlp.up_proj.bias"))
             x = x + F.linear(F.silu(g) * u, self.w(p + "mlp.down_proj.weight"),
                              self.w(p + "mlp.down_proj.bias"))
+            if taps is not None:
+                taps.append(x[:, perm.argsort()])
         y = rms_norm(x, self.w("visual.merger.ln_q.weight"), 1e-6).reshape(B, Np // 4, -1)
         y = F.gelu(F.linear(y, self.w("visual.merger.mlp.0.weight"),
                             self.w("visual.merger.mlp.0.bias")))

@@ -2,9 +2,10 @@
  * on this machine: one streaming session per line, 60 one-second chunks of a drawn moving
  * ball (the model answers with its usual ~9 tokens), the first 10 chunks not counted.
  * Lines: the daemon's path (frames at the model's size, as GStreamer's videoscale gives
- * them, the shipped config's policy 4/4/64/64) and the CLI's (320x180 frames, the size of
- * the test source and of the accuracy test's clips, resized by the engine, StreamingVLM's
- * 16/16/512/512), each with 1 thread and all cores.  Prints the median
+ * them, used as they are: frames_at_model_size) and the CLI's (320x180 frames, the size
+ * of the test source and of the accuracy test's clips, resized by the engine), both with
+ * the shipped config's policy, StreamingVLM's 16/16/512/512, each with 1 thread and all
+ * cores.  Prints the median
  * and 90th percentile of the total, and the median vision / prefill / decode split.
  * Figures only, never pass/fail; prints a note and exits 0 when the model is missing.
  * Usage: bench-default-model [MODEL_DIR] [CHUNKS]
@@ -43,14 +44,15 @@ static void draw(uint8_t *rgb, int64_t w, int64_t h, double x, double y, double 
         }
 }
 
-static int bench(vlm_engine *e, const char *label, int64_t w, int64_t h, int64_t V, int64_t S,
-                 int chunks) {
+static int bench(vlm_engine *e, const char *label, int64_t w, int64_t h, bool at_model_size,
+                 int64_t V, int64_t S, int chunks) {
     char err[VLM_ERR_LEN];
     vlm_policy p;
     vlm_policy_default(e, &p);
     p.vision_window = p.text_rounds = V;
     p.prev_sink = p.prev_window = S;
-    vlm_session_params sp = {.frame_width = w, .frame_height = h};
+    vlm_session_params sp = {.frame_width = w, .frame_height = h,
+                             .frames_at_model_size = at_model_size};
     vlm_session *s = NULL;
     if (vlm_session_new(e, &p, &sp, &s, err)) {
         fprintf(stderr, "bench-default-model: %s\n", err);
@@ -120,10 +122,10 @@ int main(int argc, char **argv) {
         printf("bench-default-model: %s, %d thread%s, per 1-s chunk (%d chunks after 10):\n",
                vlm_engine_describe(e), threads[k], threads[k] > 1 ? "s" : "", chunks - 10);
         char label[96];
-        snprintf(label, sizeof label, "daemon: %lldx%lld frames, policy 4/4/64/64", (long long)fw,
-                 (long long)fh);
-        bench(e, label, fw, fh, 4, 64, chunks);
-        bench(e, "cli: 320x180 frames, policy 16/16/512/512", 320, 180, 16, 512, chunks);
+        snprintf(label, sizeof label, "daemon: %lldx%lld frames, policy 16/16/512/512",
+                 (long long)fw, (long long)fh);
+        bench(e, label, fw, fh, true, 16, 512, chunks);
+        bench(e, "cli: 320x180 frames, policy 16/16/512/512", 320, 180, false, 16, 512, chunks);
         vlm_engine_free(e);
     }
     return 0;

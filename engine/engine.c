@@ -159,11 +159,21 @@ int vlm_session_new(vlm_engine *e, const vlm_policy *policy, const vlm_session_p
     const char *system = sp->system_prompt ? sp->system_prompt : "You are a helpful assistant.";
     const char *prev = sp->previous_text ? sp->previous_text : "";
     const char *query = sp->query ? sp->query : "Commentate on this match";
-    int64_t th = 0, tw = 0;
-    int rc = vlm_smart_resize(sp->frame_height, sp->frame_width,
-                              e->pp.patch_size * e->pp.merge_size, e->min_pixels,
+    int64_t th = 0, tw = 0, factor = e->pp.patch_size * e->pp.merge_size;
+    int rc = vlm_smart_resize(sp->frame_height, sp->frame_width, factor, e->min_pixels,
                               e->max_pixels, &th, &tw, err);
     if (rc) return rc;
+    if (sp->frames_at_model_size) {
+        if (sp->frame_width % factor || sp->frame_height % factor ||
+            sp->frame_width * sp->frame_height > e->max_pixels)
+            return vlm__errf(err, VLM_EINVAL,
+                             "session: frames_at_model_size, but %lldx%lld is not a model size "
+                             "(sides multiples of %lld, at most %lld pixels)",
+                             (long long)sp->frame_width, (long long)sp->frame_height,
+                             (long long)factor, (long long)e->max_pixels);
+        th = sp->frame_height;
+        tw = sp->frame_width;
+    }
 
     vlm_pieces pc = {0};
     const vlm_config *c = &e->model->cfg;

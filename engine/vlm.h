@@ -71,7 +71,11 @@ typedef struct vlm_session_params {
     const char *previous_text;  /* NULL or "": empty previous-text block */
     const char *query;          /* NULL: "Commentate on this match" (chunk 0's turn) */
     int64_t frame_width;        /* size of the frames that will be pushed; they are */
-    int64_t frame_height;       /* resized to the model's smart_resize size */
+    int64_t frame_height;       /* resized to the model's smart_resize size, unless: */
+    bool frames_at_model_size;  /* the frames already are the model's size (a caller that
+                                   scales to vlm_engine_frame_size's answer): used as they
+                                   are.  smart_resize is not idempotent (with min_pixels =
+                                   max_pixels, 252x140 would go to 280x168) */
     int64_t max_query_tokens;   /* room for queries set later (0: 256) */
     int64_t n_ctx;              /* KV capacity; 0: derived from the policy (required when
                                    T or V is -1) */

@@ -162,7 +162,8 @@ static int load(infer *inf, char *err) {
     vlm_policy pol;
     policy_of(inf, &pol);
     if ((rc = vlm_policy_validate(&pol, err))) return rc;
-    vlm_session_params sp = {.frame_width = inf->frame_w, .frame_height = inf->frame_h};
+    vlm_session_params sp = {.frame_width = inf->frame_w, .frame_height = inf->frame_h,
+                             .frames_at_model_size = true};
     vlm_session *s = NULL;
     if ((rc = vlm_session_new(inf->engine, &pol, &sp, &s, err))) return rc;
     size_t n = (size_t)(inf->frame_w * inf->frame_h * 3);
@@ -193,7 +194,9 @@ static int prepare_session(infer *inf, stream *s, char *err) {
     if (!s->session) {
         vlm_policy pol;
         policy_of(inf, &pol);
+        /* ingest scales every stream to the engine's frame size (stream.c) */
         vlm_session_params sp = {.frame_width = s->width, .frame_height = s->height,
+                                 .frames_at_model_size = true,
                                  .previous_text = s->previous_text, .query = s->query};
         rc = vlm_session_new(inf->engine, &pol, &sp, &s->session, err);
     }

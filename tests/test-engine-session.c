@@ -336,6 +336,44 @@ static void test_session_bad_frames(void) {
     vlm_engine_free(e);
 }
 
+/* Frames a caller already scaled to vlm_engine_frame_size's answer are used as they are.
+ * The default model's pixel limits (min = max = 50*28*28) make smart_resize not
+ * idempotent: a 320x180 source goes to 252x140, but 252x140 itself would go to 280x168,
+ * a grid the model never saw (the daemon's colour bars came out as a ball). */
+static void test_session_frames_at_model_size(void) {
+    const char *dir = "models/default";
+    if (access("models/default/model.safetensors", R_OK) != 0) SKIP("%s missing", dir);
+    vlm_engine *e = NULL;
+    vlm_engine_params ep = {.backend = "cpu", .n_threads = 1};
+    char err[VLM_ERR_LEN];
+    ASSERT_MSG(vlm_engine_load(dir, &ep, &e, err) == 0, "%s", err);
+    int64_t w = 0, h = 0;
+    ASSERT_MSG(vlm_engine_frame_size(e, 320, 180, &w, &h, err) == 0, "%s", err);
+    ASSERT_EQ_INT(w, 252);
+    ASSERT_EQ_INT(h, 140);
+    vlm_policy p;
+    vlm_policy_default(e, &p);
+    vlm_session_params sp = {.frame_width = w, .frame_height = h};
+    vlm_session *s = NULL;
+    ASSERT_MSG(vlm_session_new(e, &p, &sp, &s, err) == 0, "%s", err);
+    ASSERT_EQ_INT(s->tw, 280); /* resized again: what frames_at_model_size is for */
+    ASSERT_EQ_INT(s->th, 168);
+    vlm_session_free(s);
+    sp.frames_at_model_size = true;
+    ASSERT_MSG(vlm_session_new(e, &p, &sp, &s, err) == 0, "%s", err);
+    ASSERT_EQ_INT(s->tw, 252);
+    ASSERT_EQ_INT(s->th, 140);
+    vlm_session_free(s);
+    sp.frame_width = 250; /* not a multiple of 28: refused, with the reason */
+    ASSERT(vlm_session_new(e, &p, &sp, &s, err) == VLM_EINVAL);
+    ASSERT_CONTAINS(err, "250x140 is not a model size");
+    sp.frame_width = 280; /* 280x168 = 47040 pixels, more than max_pixels */
+    sp.frame_height = 168;
+    ASSERT(vlm_session_new(e, &p, &sp, &s, err) == VLM_EINVAL);
+    ASSERT_CONTAINS(err, "at most 39200 pixels");
+    vlm_engine_free(e);
+}
+
 static void test_session_invalid_utf8_prompt(void) {
     vlm_engine *e = load_tiny();
     vlm_policy p;
@@ -552,6 +590,7 @@ int main(int argc, char **argv) {
         {"session_vision_window_smaller", test_session_vision_window_smaller},
         {"session_bad_policy", test_session_bad_policy},
         {"session_bad_frames", test_session_bad_frames},
+        {"session_frames_at_model_size", test_session_frames_at_model_size},
         {"session_invalid_utf8_prompt", test_session_invalid_utf8_prompt},
         {"session_malformed_tokenizer", test_session_malformed_tokenizer},
         {"batch_matches_sequential", test_batch_matches_sequential},

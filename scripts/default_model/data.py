@@ -13,9 +13,9 @@ with fixed job lists (videotestsrc's snow generator is per-process state, so the
 jobs in the same order give the same bytes).
 
 Samples: a stream of pool chunks (runs of consecutive chunks of random segments, ball
-runs flipped / time-reversed with their labels mapped), a policy (V = T, S, W: the
-daemon's scaled-down 4/4/64/64, the CLI's 16/16/512/512, or random), a chunk index, time
-offset, query and previous text; session.Stream lays the retained sequence out with
+runs flipped / time-reversed with their labels mapped), a policy (V = T, S, W: a
+scaled-down 4/4/64/64, StreamingVLM's 16/16/512/512 (the daemon's and the CLI's), or
+random), a chunk index, time offset, query and previous text; session.Stream lays the retained sequence out with
 every earlier round's label as its commentary (a quarter of them replaced by a wrong
 one, so that the picture, not the history, decides); the loss is on each retained round's
 commentary + <|im_end|>, except the replaced ones.
@@ -37,7 +37,7 @@ QUERIES = ["Commentate on this match", "Describe what happens on screen.",
 PREVIOUS = ["", "", "", "", "", "", "", "This is a test stream.",
             "GStreamer test source, live.", "A camera feed from the lab."]
 SYSTEM = "You are a helpful assistant."
-# (V, T, S, W): the shipped daemon config, the CLI's StreamingVLM defaults, then others
+# (V, T, S, W): scaled down, then StreamingVLM's (the shipped config's and the CLI's)
 POLICIES = [(4, 4, 64, 64), (16, 16, 512, 512)]
 ALL_TEXTS = S.all_texts()
 WRONG_HISTORY = 0.25  # chance that an earlier round's commentary is replaced (random_sample)

@@ -99,9 +99,9 @@ struct ingest {
     uv_poll_t bus_poll;  /* the bus's poll fd */
     uv_timer_t retry;    /* the backoff before the next rebuild */
     uv_timer_t watchdog; /* stalls of live sources */
-    uv_timer_t scene;    /* bare test: moves to the next scene every few seconds */
     bool cycle;          /* bare test: (no pattern) cycles scenes */
-    uint64_t scene_n;    /* scenes shown so far */
+    uint64_t scene_n;    /* scenes shown so far (the test source's streaming thread) */
+    int64_t scene_end;   /* PTS (ns) where the current scene ends, -1: at the next frame */
     GstElement *testsrc; /* the current run's videotestsrc (borrowed), or NULL */
     int pending_closes;  /* handles still closing in ingest_free */
     GstBus *bus;         /* persistent, set on every pipeline */
@@ -644,12 +644,16 @@ static GstElement *ingest_make(const char *factory, char *detail) {
  * the commentary visibly follows the picture: a ball (foreground ≠ background, drawn
  * from black, white, red, green, blue, yellow; any motion), SMPTE colour bars, snow,
  * an 8-pixel checkerboard, a solid colour.  The order is fixed (a hash of the scene
- * number), so every run shows the same sequence. */
+ * number), so every run shows the same sequence.  Scenes change between two frames at
+ * whole multiples of INGEST_SCENE_MS of the run's time (ingest_scene_cb), which is also
+ * where 1-s chunks start: no chunk mixes two scenes (a timer on the loop changed them
+ * anywhere, and one chunk in eight had a frame of each, e.g. "blue ball on blue"). */
 #define INGEST_SCENE_MS 4000
 
 static void ingest_apply_scene(ingest *in) {
     static const guint colours[6] = {0xff000000u, 0xffffffffu, 0xffff0000u,
                                      0xff00ff00u, 0xff0000ffu, 0xffffff00u};
+    static const char *names[6] = {"black", "white", "red", "green", "blue", "yellow"};
     static const char *motions[3] = {"wavy", "sweep", "hsweep"};
     static const char *others[4] = {"smpte", "snow", "checkers-8", "solid-color"};
     if (!in->testsrc) return;
@@ -659,23 +663,37 @@ static void ingest_apply_scene(ingest *in) {
     h ^= h >> 29;
     GObject *o = G_OBJECT(in->testsrc);
     unsigned f = (unsigned)(h % 6), b = (f + 1 + (unsigned)((h >> 8) % 5)) % 6;
-    if (in->scene_n % 2 == 0) { /* every other scene a ball */
-        gst_util_set_object_arg(o, "pattern", "ball");
-        gst_util_set_object_arg(o, "motion", motions[(h >> 16) % 3]);
-        g_object_set(o, "foreground-color", colours[f], "background-color", colours[b], NULL);
-    } else {
-        const char *p = others[(h >> 16) % 4];
-        gst_util_set_object_arg(o, "pattern", p);
-        g_object_set(o, "foreground-color", colours[f], "background-color", colours[b], NULL);
-    }
-    LOGD("ingest[%s] test scene %llu", in->id, (unsigned long long)in->scene_n);
+    const char *p = in->scene_n % 2 == 0 ? "ball" : others[(h >> 16) % 4]; /* every other a ball */
+    const char *m = motions[(h >> 16) % 3];
+    gst_util_set_object_arg(o, "pattern", p);
+    gst_util_set_object_arg(o, "motion", m);
+    g_object_set(o, "foreground-color", colours[f], "background-color", colours[b], NULL);
+    /* what tests/t-default-model-daemon.sh checks the commentary against */
+    LOGD("ingest[%s] test scene %llu: pattern=%s foreground=%s background=%s motion=%s", in->id,
+         (unsigned long long)in->scene_n, p, names[f], names[b], m);
 }
 
-/* Runs on: loop (the scene timer). */
-static void ingest_scene_cb(uv_timer_t *t) {
-    ingest *in = t->data;
-    in->scene_n++;
-    ingest_apply_scene(in);
+/* Runs on: the test source's streaming thread, as each frame leaves videotestsrc and
+ * before it makes the next, so properties set here apply from the next frame on (the
+ * same switch scripts/default_model/scenes.py renders its clips with).  Scene time starts
+ * at the run's first frame, as stream time does for the first run (ingest_decimate_cb);
+ * a later run's stream time adds the wall time of the gap, so its chunks and scenes may
+ * be out of step again until the next scene. */
+static GstPadProbeReturn ingest_scene_cb(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
+    (void)pad;
+    ingest *in = data;
+    GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+    if (!buf || !GST_BUFFER_PTS_IS_VALID(buf) || !GST_BUFFER_DURATION_IS_VALID(buf))
+        return GST_PAD_PROBE_OK;
+    int64_t next = (int64_t)(GST_BUFFER_PTS(buf) + GST_BUFFER_DURATION(buf));
+    int64_t scene_ns = (int64_t)INGEST_SCENE_MS * 1000000;
+    if (in->scene_end < 0) in->scene_end = (int64_t)GST_BUFFER_PTS(buf) + scene_ns;
+    if (next >= in->scene_end) {
+        in->scene_end += scene_ns;
+        in->scene_n++;
+        ingest_apply_scene(in);
+    }
+    return GST_PAD_PROBE_OK;
 }
 
 /* --- WHIP: one webrtcbin per publisher ------------------------------------------------ *
@@ -1006,7 +1024,13 @@ static int ingest_build(ingest *in, char *detail) {
         g_object_set(mid, "caps", caps, NULL);
         gst_caps_unref(caps);
         in->testsrc = src;
-        if (in->cycle) ingest_apply_scene(in);
+        if (in->cycle) { /* each run goes on with the cycle where the last one left it */
+            ingest_apply_scene(in);
+            in->scene_end = -1;
+            GstPad *spad = gst_element_get_static_pad(src, "src");
+            gst_pad_add_probe(spad, GST_PAD_PROBE_TYPE_BUFFER, ingest_scene_cb, in, NULL);
+            gst_object_unref(spad);
+        }
         gst_element_link_many(src, mid, conv, NULL);
         atomic_store(&in->tail_linked, true);
         atomic_store(&in->video_seen, true);
@@ -1338,8 +1362,7 @@ int ingest_new(const ingest_params *p, const ingest_callbacks *cb, void *user, i
     }
     uv_timer_init(in->loop, &in->retry);
     uv_timer_init(in->loop, &in->watchdog);
-    uv_timer_init(in->loop, &in->scene);
-    in->bus_poll.data = in->retry.data = in->watchdog.data = in->scene.data = in;
+    in->bus_poll.data = in->retry.data = in->watchdog.data = in;
     *out = in;
     return 0;
 }
@@ -1361,7 +1384,6 @@ int ingest_start(ingest *in) {
     }
     if (in->live && in->stall_s > 0)
         uv_timer_start(&in->watchdog, ingest_watchdog_cb, INGEST_WATCHDOG_MS, INGEST_WATCHDOG_MS);
-    if (in->cycle) uv_timer_start(&in->scene, ingest_scene_cb, INGEST_SCENE_MS, INGEST_SCENE_MS);
     if (in->kind == INGEST_KIND_WHIP) { /* the pipeline comes with a publisher's offer */
         LOGI("ingest[%s] waiting for a WHIP publisher", in->id);
         ingest_set_state(in, INGEST_CONNECTING, NULL, 0);
@@ -1379,7 +1401,6 @@ void ingest_stop(ingest *in) {
     in->started = false;
     uv_timer_stop(&in->retry);
     uv_timer_stop(&in->watchdog);
-    uv_timer_stop(&in->scene);
     uv_poll_stop(&in->bus_poll);
     ingest_teardown(in);
     in->answer_cb = NULL; /* no callback after stop: an owed answer is dropped */
@@ -1405,11 +1426,10 @@ void ingest_free(ingest *in) {
     if (!in || in->freeing) return;
     ingest_stop(in);
     in->freeing = true;
-    in->pending_closes = 4;
+    in->pending_closes = 3;
     uv_close((uv_handle_t *)&in->bus_poll, ingest_close_cb);
     uv_close((uv_handle_t *)&in->retry, ingest_close_cb);
     uv_close((uv_handle_t *)&in->watchdog, ingest_close_cb);
-    uv_close((uv_handle_t *)&in->scene, ingest_close_cb);
 }
 
 /* Runs on: loop.  A WHIP publisher's offer: a new run negotiates it (see the WHIP section). */

@@ -8,14 +8,14 @@ model (models/default), reproducibly on the CPU with Debian's python3-torch.
 
 Steps: 1. the tokenizer (bpe.py) from the product's strings; 2. the chunk pool
 (data.py, two render processes, ~30 s); 3. training in two stages: (a) the vision tower
-alone (~0.75 s a step of 24 chunks on 2 cores), with a training-only linear head on its
+alone (~0.7 s a step of 24 chunks on 2 cores), with a training-only linear head on its
 output tokens, on chunks repainted in random colours (per token: the ball in each frame,
 the token's colour, and where the ball is, the direction and displacement; per chunk: the
 scene, both colours, the direction and displacement), so that what it learns does not
 hinge on the colour pairs it saw; the patch embedding starts as colour filters
 (stem_init) and blocks 0-1 hold a built-in motion circuit that stays fixed
 (motion_circuit: where the ball was in each frame, compared along x and y); (b) the
-LLM (~0.9 s a step) on the frozen tower's tokens (AdamW, warmup + cosine, ~16 chunks of
+LLM (~0.6 s a step) on the frozen tower's tokens (AdamW, warmup + cosine, ~16 chunks of
 vision per step, every retained round's commentary is a target, some earlier rounds'
 commentary replaced by wrong text so the picture decides); 4. export:
 config.json, generation_config.json, preprocessor_config.json, tokenizer.json,
@@ -210,6 +210,7 @@ def motion_circuit(model, s=2.0, s2=1.0, beta=3.0, beta2=30.0, gamma0=2.0, gamma
         own(dn, circuit)
         own(dn, None, units)
         own(b + "mlp.down_proj.bias", circuit)
+
         def absval(j, sign, reads, out, gain):
             """Unit j adds gain * silu(sharp * sign * a) / sharp to out, a = reads . y: with
             its twin of the other sign, gain * a * tanh(sharp a / 2) ~ gain |a|."""

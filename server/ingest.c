@@ -677,8 +677,8 @@ static void ingest_apply_scene(ingest *in) {
  * before it makes the next, so properties set here apply from the next frame on (the
  * same switch scripts/default_model/scenes.py renders its clips with).  Scene time starts
  * at the run's first frame, as stream time does for the first run (ingest_decimate_cb);
- * a later run's stream time adds the wall time of the gap, so its chunks and scenes may
- * be out of step again until the next scene. */
+ * a later run's stream time adds the wall time of the gap (any fraction of a second), so
+ * after a rebuild a chunk can mix two scenes again, one in eight as before. */
 static GstPadProbeReturn ingest_scene_cb(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
     (void)pad;
     ingest *in = data;

@@ -212,8 +212,8 @@ static int ingest_set_prop(GObject *obj, const char *key, const char *val, const
 
 /* Applies a test source spec ("ball?foreground-color=0xffff0000&width=640") to a
  * videotestsrc and returns its caps in *caps (caller unrefs).  Used once at ingest_new
- * to validate (on a throwaway element) and at every build.  Returns 0 or UV_EINVAL. */
-/* The default size is small on purpose: videotestsrc draws its ball 20 pixels in radius
+ * to validate (on a throwaway element) and at every build.  Returns 0 or UV_EINVAL.
+ * The default size is small on purpose: videotestsrc draws its ball 20 pixels in radius
  * at any size, and the default model (scripts/default_model) learned the scenes as they
  * look at 320x180 — at 1280x720 the ball would be a few pixels of the model's input.  It
  * also leaves the cores to inference rather than to scaling test pictures. */

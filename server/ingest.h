@@ -15,7 +15,8 @@
  *   http:// https://                 uridecodebin, treated as a file (EOS → ENDED)
  *   /dev/videoN, v4l2:///dev/videoN  v4l2src device=… → decodebin
  *   test:[PATTERN][?KEY=VALUE&…]     videotestsrc is-live=true pattern=PATTERN (any
- *                                    videotestsrc pattern nick; bare "test:" = ball) →
+ *                                    videotestsrc pattern nick; bare "test:" = a cycle of
+ *                                    scenes, 4 s each, ingest.c) →
  *                                    video/x-raw,format=I420,width=320,height=180,
  *                                    framerate=30/1.  Keys width, height, framerate, format
  *                                    set those caps; any other key is a videotestsrc

@@ -15,10 +15,10 @@ jobs in the same order give the same bytes).
 Samples: a stream of pool chunks (runs of consecutive chunks of random segments, ball
 runs flipped / time-reversed with their labels mapped), a policy (V = T, S, W: a
 scaled-down 4/4/64/64, StreamingVLM's 16/16/512/512 (the daemon's and the CLI's), or
-random), a chunk index, time offset, query and previous text; session.Stream lays the retained sequence out with
-every earlier round's label as its commentary (a quarter of them replaced by a wrong
-one, so that the picture, not the history, decides); the loss is on each retained round's
-commentary + <|im_end|>, except the replaced ones.
+random), a chunk index, time offset, query and previous text; session.Stream lays the
+retained sequence out with every earlier round's label as its commentary (a quarter of
+them replaced by a wrong one, so that the picture, not the history, decides); the loss is
+on each retained round's commentary + <|im_end|>, except the replaced ones.
 
 Vision batches (FrameTable, vision_batch): single chunks for the vision tower's own
 stage, built in torch over the batch, with per-token and per-chunk targets.
@@ -423,8 +423,9 @@ def vision_batch(rng, table, n, cfg, mean, std, recolour=0.75):
             fgs[k] = torch.from_numpy(fg) / 255.0
         frames[k] = f
     x = vlm.patch_rows((frames / 255.0 - mean) / std, cfg)
-    return x.reshape(n, x.shape[1], -1).contiguous(), {"cover": cover.flatten(2).transpose(1, 2), "colour": colour,
-                            "scene": scene, "fg": fgs, "bg": bgs, "dir": dirs, "disp": disp}
+    targets = {"cover": cover.flatten(2).transpose(1, 2), "colour": colour, "scene": scene,
+               "fg": fgs, "bg": bgs, "dir": dirs, "disp": disp}
+    return x.reshape(n, x.shape[1], -1).contiguous(), targets
 
 
 def direction_of(dx, dy):

@@ -259,15 +259,21 @@ def motion_circuit(model, s=2.0, s2=1.0, beta=3.0, beta2=30.0, gamma0=2.0, gamma
     return masks
 
 
+def vision_batches(model, pool):
+    """draw(rng, n): n vision-stage chunks of the pool (data.vision_batch), normalised
+    with the preprocessor's mean and std."""
+    table = data.FrameTable(pool)
+    mean, std = torch.tensor(PREPROCESSOR["image_mean"]), torch.tensor(PREPROCESSOR["image_std"])
+    return lambda rng, n: data.vision_batch(rng, table, n, model.cfg, mean, std)
+
+
 @torch.no_grad()
 def circuit_check(model, pool, n=200, seed=5):
     """The motion circuit as built, before any training: on n vision-stage chunks of the
     pool, how often the sign of MOTION_X is right on mostly horizontal moves, and how
     often the larger of |MOTION_X| and |MOTION_Y| with its sign names the direction of a
     moving ball (what the trained layers above it start from)."""
-    table = data.FrameTable(pool)
-    mean, std = torch.tensor(PREPROCESSOR["image_mean"]), torch.tensor(PREPROCESSOR["image_std"])
-    px, tg = data.vision_batch(random.Random(seed), table, n, model.cfg, mean, std)
+    px, tg = vision_batches(model, pool)(random.Random(seed), n)
     taps = []
     model.vision(px, GRID, taps)
     moving = (tg["dir"] >= 0) & (tg["dir"] != data.AUX_DIRS.index("still"))
@@ -372,8 +378,7 @@ def pretrain_vision(model, head, pool, steps, seed, probe, batch=24):
     (cheap: no LLM), so that the vision tokens carry the scene, both colours and the
     motion, in a form that does not depend on which colour pairs were seen."""
     rng = random.Random(seed + 7)
-    table = data.FrameTable(pool)
-    mean, std = torch.tensor(PREPROCESSOR["image_mean"]), torch.tensor(PREPROCESSOR["image_std"])
+    draw = vision_batches(model, pool)
     params = [p for n, p in model.named_parameters() if n.startswith("visual")] + \
         list(head.parameters())
     opt = torch.optim.AdamW(params, lr=3e-3, betas=(0.9, 0.98), weight_decay=0.0)
@@ -382,7 +387,7 @@ def pretrain_vision(model, head, pool, steps, seed, probe, batch=24):
             math.pi * min(1.0, s / steps)))))
     t0 = time.time()
     for step in range(steps):
-        pixels, tg = data.vision_batch(rng, table, batch, model.cfg, mean, std)
+        pixels, tg = draw(rng, batch)
         loss = aux_loss(head, model.vision(pixels, GRID), tg)
         opt.zero_grad()
         loss.backward()

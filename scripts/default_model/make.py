@@ -236,7 +236,7 @@ def motion_circuit(model, s=2.0, s2=1.0, beta=3.0, beta2=30.0, gamma0=2.0, gamma
         for n in ("norm1.weight", "norm2.weight"):
             own(b + n, stem + circuit, value=1.0)
 
-        # block 1: head 0 = motion along x, head 1 = along y
+        # block 1: head 0 = motion along x, head 1 = along y, head 2 = the same without slope
         b = "visual.blocks.1."
         q8 = hd // 4
         for h, a in ((0, q8 + 3), (1, 3), (2, None)):

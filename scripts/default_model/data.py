@@ -40,7 +40,8 @@ SYSTEM = "You are a helpful assistant."
 # (V, T, S, W): scaled down, then StreamingVLM's (the shipped config's and the CLI's)
 POLICIES = [(4, 4, 64, 64), (16, 16, 512, 512)]
 ALL_TEXTS = S.all_texts()
-WRONG_HISTORY = 0.25  # chance that an earlier round's commentary is replaced (random_sample)
+WRONG_HISTORY = 0.35  # chance that an earlier round's commentary is replaced (random_sample)
+REPAINT = 0.5  # chance that a ball run of random_stream is repainted in another trained pair
 
 
 def corpus():
@@ -209,23 +210,32 @@ def flipped_label(label, h, v, rev):
 class Chunk:
     """A pool chunk as one stream round: its frames (or, shifted, the second frame of
     chunk i and the first of chunk i + 1: the chunk half a second later; frozen: the
-    first frame twice), flipped and time-reversed as asked, and its commentary."""
+    first frame twice), flipped, time-reversed and repainted in another colour pair
+    (paint: (fg, bg) names) as asked, and its commentary."""
 
-    def __init__(self, pool, i, h=False, v=False, rev=False, shift=False, frozen=False):
+    def __init__(self, pool, i, h=False, v=False, rev=False, shift=False, frozen=False,
+                 paint=None):
         self.pool, self.i, self.h, self.v, self.rev = pool, i, h, v, rev
-        self.shift, self.frozen = shift, frozen
+        self.shift, self.frozen, self.paint = shift, frozen, paint
+        s = S.Scene(*pool.meta[i]["scene"])
         if shift or frozen:
-            s = S.Scene(*pool.meta[i]["scene"])
             f = self.frames()
-            self.label = S.label(s, f[0], f[1])
+            self.label = S.label(s._replace(fg=paint[0], bg=paint[1]) if paint else s,
+                                 f[0], f[1])
         else:
             self.label = flipped_label(pool.meta[i]["label"], h, v, rev)
+            if paint:
+                self.label = "%s ball on %s,%s" % (paint[0], paint[1],
+                                                   self.label.split(",", 1)[1])
 
     def frames(self):
         fr = self.pool.frames
         f = np.stack([fr[self.i][1], fr[self.i + 1][0]]) if self.shift else fr[self.i]
         if self.frozen:
             f = np.stack([f[0], f[0]])
+        if self.paint:
+            s = S.Scene(*self.pool.meta[self.i]["scene"])
+            f = repaint(f, S.rgb(s.fg), S.rgb(s.bg), S.rgb(self.paint[0]), S.rgb(self.paint[1]))
         if self.h:
             f = f[:, :, ::-1]
         if self.v:
@@ -235,9 +245,27 @@ class Chunk:
         return np.ascontiguousarray(f)
 
 
+def repaint(f, fg, bg, nfg, nbg):
+    """Frames f ([..., 3], 0-255) of a fg ball on bg, as uint8 with the ball nfg on nbg
+    (RGB arrays): each pixel keeps where it lies between bg and fg (the anti-aliased
+    edge, the codec's ringing)."""
+    d = (fg - bg).astype(np.float32)
+    al = np.clip((f.astype(np.float32) - bg) @ d / float(d @ d), -0.25, 1.25)
+    return np.clip(np.rint(nbg + al[..., None] * (nfg - nbg).astype(np.float32)),
+                   0, 255).astype(np.uint8)
+
+
+# The colour pairs a ball run may be repainted in: the trained ones (random_stream also
+# leaves out the held-out pair + motion combinations).
+TRAIN_PAINTS = [(f, b) for f in S.COLORS for b in S.COLORS
+                if f != b and (f, b) not in S.HELD_OUT_PAIRS]
+
+
 def random_stream(rng, pool, n):
     """n chunks: runs of 1-6 consecutive chunks of random segments (ball runs flipped,
-    time-reversed or shifted by half a second at random)."""
+    time-reversed, shifted by half a second or repainted in another trained colour pair
+    at random: every pair then comes with every motion and place, and the commentary's
+    colour words have to come from the colours, not from how the ball moves)."""
     kinds = [("ball", 0.6), ("snow", 0.1), ("smpte", 0.1), ("checkers-8", 0.1),
              ("solid-color", 0.1)]
     out = []
@@ -254,12 +282,17 @@ def random_stream(rng, pool, n):
         a = rng.randrange(0, avail - m + 1)
         idx = seg[a:a + m]
         h = v = rev = False
+        paint = None
         if kind == "ball":
             h, v, rev = rng.random() < 0.5, rng.random() < 0.5, rng.random() < 0.5
             if rev:
                 idx = idx[::-1]
-        out += [Chunk(pool, i, h, v, rev, shift, kind == "ball" and rng.random() < 0.02)
-                for i in idx]
+            motion = pool.meta[seg[0]]["scene"][3]
+            if rng.random() < REPAINT:
+                paint = rng.choice([p for p in TRAIN_PAINTS
+                                    if p + (motion,) not in S.HELD_OUT_COMBOS])
+        out += [Chunk(pool, i, h, v, rev, shift, kind == "ball" and rng.random() < 0.02,
+                      paint) for i in idx]
     return out[:n]
 
 
@@ -394,10 +427,7 @@ def vision_batch(rng, table, n, cfg, mean, std, recolour=0.75):
             if s.pattern == "solid-color":
                 f[:] = torch.from_numpy(nfg)
             else:
-                d = torch.from_numpy(fg - bg)
-                al = ((f - torch.from_numpy(bg)) @ d / float(d @ d)).clamp_(-0.25, 1.25)
-                f = torch.from_numpy(nbg) + al[..., None] * torch.from_numpy(nfg - nbg)
-                f = f.round_().clamp_(0, 255)
+                f = torch.from_numpy(repaint(f.numpy(), fg, bg, nfg, nbg)).float()
             fg, bg = nfg, nbg
         cov = torch.from_numpy(table.cover[[a, b]])
         c = table.centroid[[a, b]].copy()

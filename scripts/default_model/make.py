@@ -17,7 +17,8 @@ block 0 and block 1's attention are a built-in motion circuit and stay fixed
 (motion_circuit: where the ball was in each frame, compared along x and y); (b) the
 LLM (~0.6 s a step) on the frozen tower's tokens (AdamW, warmup + cosine, ~16 chunks of
 vision per step, every retained round's commentary is a target, some earlier rounds'
-commentary replaced by wrong text so the picture decides); 4. export:
+commentary replaced by wrong text so the picture decides, half the ball runs repainted
+in another trained colour pair so the colour words follow the colours); 4. export:
 config.json, generation_config.json, preprocessor_config.json, tokenizer.json,
 model.safetensors (bf16); 5. a check on freshly rendered held-out scenes through the
 PyTorch streaming session (greedy, the engine's cache semantics).  Prints the figures

@@ -1,7 +1,8 @@
 /* backend.cu — the CUDA backend: context, vtable, device memory, copies, and the entry
  * point vlm_backend_cuda_new().
  *
- * Design (the op kernels live in one .cu per family: matmul, norm, rope, attention, rows):
+ * Design (the op kernels live in one .cu per family: matmul, norm, rope, attention, rows,
+ * sample):
  *   - weights are bf16 on the device (weight_dtype BF16: the loader converts BF16/F16/F32
  *     files while uploading); activations and the KV cache stay f32, exactly as the model
  *     code plans them.  MATMUL rounds x to bf16 into a fixed workspace and runs a cuBLAS
@@ -22,7 +23,8 @@
  *   - everything runs on one non-blocking stream; set() is an async copy from pageable
  *     memory (the driver stages it, so the caller may reuse its buffer at once); get()
  *     and synchronize() wait for the stream.
- * Not for: batching several streams, CUDA graphs, on-device sampling (not built yet).
+ *   - decode steps may run as CUDA graphs (VLM_CUDA_GRAPHS=1; see cuda_graph_begin).
+ * Not for: batching several streams (the engine batches: vlm_llm_decode_batch).
  * Thread: one caller at a time; each entry point selects the device first, so the
  * backend may be created on one thread and used on another.
  */
@@ -67,6 +69,13 @@ static int enter(cuda_ctx *cx) {
     return 0;
 }
 
+/* Copies and waits would end a step's recording with an error: refused while recording. */
+static int enter_outside_graph(cuda_ctx *cx, const char *what) {
+    if (cx->capturing)
+        return cuda_error(cx, VLM_EINVAL, "%s while a step is being recorded as a graph", what);
+    return enter(cx);
+}
+
 /* A row-index fault reported by a kernel since the last check, as VLM_ERANGE. */
 static int take_fault(cuda_ctx *cx) {
     int f = *(volatile int *)cx->fault_host;
@@ -106,7 +115,7 @@ static void cuda_free_buffer(vlm_backend *be, void *ptr) {
 
 static int cuda_set(vlm_backend *be, void *dst, const void *src, size_t n) {
     cuda_ctx *cx = ctx_of(be);
-    int rc = enter(cx);
+    int rc = enter_outside_graph(cx, "set");
     if (rc || n == 0) return rc;
     CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, cx->stream));
     return 0;
@@ -114,7 +123,7 @@ static int cuda_set(vlm_backend *be, void *dst, const void *src, size_t n) {
 
 static int cuda_get(vlm_backend *be, void *dst, const void *src, size_t n) {
     cuda_ctx *cx = ctx_of(be);
-    int rc = enter(cx);
+    int rc = enter_outside_graph(cx, "get");
     if (rc) return rc;
     if (n) CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, cx->stream));
     CUDA_TRY(cudaStreamSynchronize(cx->stream));
@@ -123,7 +132,7 @@ static int cuda_get(vlm_backend *be, void *dst, const void *src, size_t n) {
 
 static int cuda_synchronize(vlm_backend *be) {
     cuda_ctx *cx = ctx_of(be);
-    int rc = enter(cx);
+    int rc = enter_outside_graph(cx, "synchronize");
     if (rc) return rc;
     CUDA_TRY(cudaStreamSynchronize(cx->stream));
     return take_fault(cx);
@@ -137,6 +146,7 @@ static bool all_f32(const vlm_op *op, int n_src) {
 
 static bool cuda_supports_op(vlm_backend *be, const vlm_op *op) {
     cuda_ctx *cx = ctx_of(be);
+    if (op->kind == VLM_OP_SAMPLE) return cuda_sample_supported(op);
     if (op->out.dtype != VLM_F32) return false;
     switch (op->kind) {
     case VLM_OP_MATMUL: return cuda_matmul_supported(cx, op);
@@ -154,6 +164,7 @@ static bool cuda_supports_op(vlm_backend *be, const vlm_op *op) {
         return (op->src[0].dtype == VLM_F32 || op->src[0].dtype == VLM_BF16 ||
                 op->src[0].dtype == VLM_F16) && op->src[1].dtype == VLM_I32;
     case VLM_OP_SET_ROWS: return op->src[0].dtype == VLM_F32 && op->src[1].dtype == VLM_I32;
+    case VLM_OP_SAMPLE:
     case VLM_OP_COUNT: break;
     }
     return false;
@@ -175,6 +186,7 @@ static int cuda_compute(vlm_backend *be, const vlm_op *op) {
     case VLM_OP_ATTENTION: return cuda_attention(cx, st, op);
     case VLM_OP_GET_ROWS: return cuda_get_rows(cx, st, op);
     case VLM_OP_SET_ROWS: return cuda_set_rows(cx, st, op);
+    case VLM_OP_SAMPLE: return cuda_sample(cx, st, op);
     case VLM_OP_COUNT: break;
     }
     return cuda_error(cx, VLM_EUNSUPPORTED, "op %s unknown", vlm_op_name(op->kind));
@@ -184,11 +196,100 @@ static const char *cuda_last_error(vlm_backend *be) {
     return ctx_of(be)->last_error;
 }
 
+/* Step graphs.  A decode step is ~15 small kernels per layer (more with several streams
+ * in a batch), each a few microseconds on the GPU, so launching them one by one leaves
+ * the GPU waiting on the CPU.  The step's ops are captured from the stream instead and
+ * launched as one graph.  Sizes and addresses change every step (the cache grows), so
+ * each step is captured again, but cudaGraphExecUpdate patches the graph made for the
+ * same key in place, which costs far less than instantiating it; only a change of
+ * shape (another key, a kernel more or less) instantiates anew.  Relaxed capture: the
+ * decode kernel's one-time occupancy query may happen inside it. */
+static int cuda_graph_begin(vlm_backend *be, int64_t key) {
+    cuda_ctx *cx = ctx_of(be);
+    if (!cx->graphs) return 0;
+    int rc = enter(cx);
+    if (rc) return rc;
+    if (cx->capturing)
+        return cuda_error(cx, VLM_EINVAL, "graph_begin: a step is being recorded already");
+    CUDA_TRY(cudaStreamBeginCapture(cx->stream, cudaStreamCaptureModeRelaxed));
+    cx->capturing = true;
+    cx->capture_key = key;
+    return 0;
+}
+
+extern "C" void vlm_cuda_set_graphs(vlm_backend *be, bool on) {
+    cuda_ctx *cx = ctx_of(be);
+    if (!cx->capturing) cx->graphs = on;
+}
+
+/* The slot for key: its own, else an empty one, else the least recently used. */
+static cuda_graph_slot *graph_slot(cuda_ctx *cx, int64_t key) {
+    cuda_graph_slot *pick = &cx->graph_slots[0];
+    for (int i = 0; i < CUDA_GRAPH_SLOTS; i++) {
+        cuda_graph_slot *g = &cx->graph_slots[i];
+        if (g->exec && g->key == key) return g;
+        if (!g->exec) {
+            if (pick->exec) pick = g;
+        } else if (pick->exec && g->used < pick->used) {
+            pick = g;
+        }
+    }
+    if (pick->exec) {
+        cudaGraphExecDestroy(pick->exec);
+        pick->exec = NULL;
+    }
+    pick->key = key;
+    return pick;
+}
+
+static int cuda_graph_end(vlm_backend *be, bool abort) {
+    cuda_ctx *cx = ctx_of(be);
+    if (!cx->capturing) return 0;
+    cx->capturing = false;
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture(cx->stream, &graph);
+    if (abort) { /* the step failed while recording: nothing of it runs */
+        if (graph) cudaGraphDestroy(graph);
+        if (e != cudaSuccess) (void)cudaGetLastError();
+        return 0;
+    }
+    CUDA_TRY(e);
+    cuda_graph_slot *g = graph_slot(cx, cx->capture_key);
+    g->used = ++cx->graph_clock;
+    if (g->exec) {
+        cudaGraphExecUpdateResultInfo info;
+        if (cudaGraphExecUpdate(g->exec, graph, &info) == cudaSuccess) {
+            cx->graph_updates++;
+        } else { /* another shape under this key: build it again */
+            (void)cudaGetLastError();
+            cudaGraphExecDestroy(g->exec);
+            g->exec = NULL;
+        }
+    }
+    if (!g->exec) {
+        e = cudaGraphInstantiate(&g->exec, graph, 0);
+        if (e != cudaSuccess) {
+            g->exec = NULL;
+            cudaGraphDestroy(graph);
+            CUDA_TRY(e);
+        }
+        cx->graph_builds++;
+    }
+    cudaGraphDestroy(graph);
+    CUDA_TRY(cudaGraphLaunch(g->exec, cx->stream));
+    return 0;
+}
+
 /* Release everything the context owns (any subset may exist). */
 static void ctx_release(cuda_ctx *cx) {
     if (!cx) return;
     cudaSetDevice(cx->device);
     if (cx->stream) cudaStreamSynchronize(cx->stream);
+    if (cx->graph_builds)
+        vlm__log(VLM_LOG_INFO, "backend cuda: %lld step graphs built, %lld updated in place",
+                 (long long)cx->graph_builds, (long long)cx->graph_updates);
+    for (int i = 0; i < CUDA_GRAPH_SLOTS; i++)
+        if (cx->graph_slots[i].exec) cudaGraphExecDestroy(cx->graph_slots[i].exec);
     if (cx->blas) cublasDestroy(cx->blas);
     cudaFree(cx->blas_ws);
     cudaFree(cx->xbf);
@@ -216,6 +317,8 @@ static const vlm_backend_i cuda_iface = {
     /* .compute = */ cuda_compute,
     /* .synchronize = */ cuda_synchronize,
     /* .last_error = */ cuda_last_error,
+    /* .graph_begin = */ cuda_graph_begin,
+    /* .graph_end = */ cuda_graph_end,
 };
 
 /* Setup failures before the context exists: message into err, code returned. */
@@ -273,6 +376,8 @@ extern "C" int vlm_backend_cuda_new(int device, vlm_backend **out, char *err) {
     cx->cc_minor = prop.minor;
     cx->n_sm = prop.multiProcessorCount;
     cx->attn_impl = env && !strcmp(env, "simt") ? CUDA_ATTN_SIMT : CUDA_ATTN_AUTO;
+    env = getenv("VLM_CUDA_GRAPHS");
+    cx->graphs = env && !strcmp(env, "1");
 
     SETUP_TRY(cudaSetDevice(device), "cudaSetDevice");
     SETUP_TRY(cudaStreamCreateWithFlags(&cx->stream, cudaStreamNonBlocking), "creating a stream");
@@ -323,10 +428,11 @@ extern "C" int vlm_backend_cuda_new(int device, vlm_backend **out, char *err) {
 
     be->iface = &cuda_iface;
     be->ctx = cx;
-    vlm__log(VLM_LOG_INFO, "backend cuda: GPU %d (%s, sm_%d%d, %d SMs, %.1f GiB)%s", device,
+    vlm__log(VLM_LOG_INFO, "backend cuda: GPU %d (%s, sm_%d%d, %d SMs, %.1f GiB)%s%s", device,
              cx->gpu, cx->cc_major, cx->cc_minor, cx->n_sm,
              (double)prop.totalGlobalMem / 1073741824.0,
-             cx->attn_impl == CUDA_ATTN_SIMT ? "; attention: simt (VLM_CUDA_ATTN)" : "");
+             cx->attn_impl == CUDA_ATTN_SIMT ? "; attention: simt (VLM_CUDA_ATTN)" : "",
+             cx->graphs ? "; decode steps as CUDA graphs (VLM_CUDA_GRAPHS)" : "");
     *out = be;
     return 0;
 

@@ -23,8 +23,19 @@ extern "C" {
 #include "backend.h"
 }
 
+/* step graphs kept at once: single decode plus batched decode at a few batch sizes */
+#define CUDA_GRAPH_SLOTS 8
+
 /* attention implementation, from VLM_CUDA_ATTN at creation (a debugging switch) */
 enum { CUDA_ATTN_AUTO = 0, CUDA_ATTN_SIMT = 1 };
+
+/* An instantiated step graph and the key it was recorded under (least recently used
+ * goes first when all slots are taken). */
+typedef struct cuda_graph_slot {
+    int64_t key;
+    cudaGraphExec_t exec;
+    uint64_t used;
+} cuda_graph_slot;
 
 /* The backend's state: device, stream, cuBLAS handle and the fixed workspaces, all
  * made in vlm_backend_cuda_new and sized once (no op allocates). */
@@ -45,6 +56,12 @@ typedef struct cuda_ctx {
     int *fault_dev;             /* the same word seen from the device */
     int attn_impl;              /* CUDA_ATTN_* */
     int dec_blocks_per_sm[5];   /* split-K decode occupancy by lanes' dims (1, 2, 4); 0 = unknown */
+    bool graphs;                /* decode steps as CUDA graphs (VLM_CUDA_GRAPHS=1 at creation) */
+    bool capturing;             /* between graph_begin and graph_end */
+    int64_t capture_key;
+    cuda_graph_slot graph_slots[CUDA_GRAPH_SLOTS];
+    uint64_t graph_clock;
+    int64_t graph_updates, graph_builds; /* counts, for the log at release */
     bool broken;                /* a CUDA call failed: every later op is refused */
     char last_error[VLM_ERR_LEN];
 } cuda_ctx;
@@ -74,7 +91,8 @@ int cuda_error(cuda_ctx *cx, int code, const char *fmt, ...)
 /* fault codes written to *fault_dev by kernels */
 enum { CUDA_FAULT_NONE = 0, CUDA_FAULT_GET_ROWS = 1, CUDA_FAULT_SET_ROWS = 2 };
 
-/* Launchers, one per op family (matmul.cu, norm.cu, rope.cu, attention.cu, rows.cu). */
+/* Launchers, one per op family (matmul.cu, norm.cu, rope.cu, attention.cu, rows.cu,
+ * sample.cu). */
 int cuda_matmul(cuda_ctx *cx, cudaStream_t stream, const vlm_op *op);
 int cuda_rms_norm(cuda_ctx *cx, cudaStream_t stream, const vlm_op *op);
 int cuda_elementwise(cuda_ctx *cx, cudaStream_t stream, const vlm_op *op); /* add/swiglu/gelu */
@@ -82,10 +100,12 @@ int cuda_rope(cuda_ctx *cx, cudaStream_t stream, const vlm_op *op);
 int cuda_attention(cuda_ctx *cx, cudaStream_t stream, const vlm_op *op);
 int cuda_get_rows(cuda_ctx *cx, cudaStream_t stream, const vlm_op *op);
 int cuda_set_rows(cuda_ctx *cx, cudaStream_t stream, const vlm_op *op);
+int cuda_sample(cuda_ctx *cx, cudaStream_t stream, const vlm_op *op);
 
 /* Whether the op family can run these shapes/dtypes (called by supports_op). */
 bool cuda_matmul_supported(const cuda_ctx *cx, const vlm_op *op);
 bool cuda_attention_supported(const vlm_op *op);
+bool cuda_sample_supported(const vlm_op *op);
 
 /* ---- helpers -------------------------------------------------------------------- */
 

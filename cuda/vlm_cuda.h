@@ -15,6 +15,10 @@ extern "C" {
  * a negative code with a message in err (no device, GPU older than sm_80, no memory). */
 int vlm_backend_cuda_new(int device, vlm_backend **out, char *err);
 
+/* Whether decode steps run as CUDA graphs from now on (the default comes from
+ * VLM_CUDA_GRAPHS=1 at creation); the benchmark times both.  Not while recording. */
+void vlm_cuda_set_graphs(vlm_backend *be, bool on);
+
 /* What the GPU does at best, measured now on the backend's stream. */
 typedef struct vlm_cuda_ceilings {
     char gpu[256];      /* device name */

@@ -55,7 +55,7 @@ const char *vlm_op_name(vlm_op_kind kind) {
         [VLM_OP_ADD] = "add",           [VLM_OP_SWIGLU] = "swiglu",
         [VLM_OP_GELU] = "gelu",         [VLM_OP_ROPE] = "rope",
         [VLM_OP_ATTENTION] = "attention", [VLM_OP_GET_ROWS] = "get_rows",
-        [VLM_OP_SET_ROWS] = "set_rows",
+        [VLM_OP_SET_ROWS] = "set_rows", [VLM_OP_SAMPLE] = "sample",
     };
     return (unsigned)kind < VLM_OP_COUNT ? names[kind] : "?";
 }
@@ -104,6 +104,18 @@ int vlm_backend_set(vlm_backend *be, vlm_tensor dst, const void *src) {
 
 int vlm_backend_get(vlm_backend *be, void *dst, vlm_tensor src) {
     return be->iface->get(be, dst, src.data, vlm_tensor_nbytes(src));
+}
+
+int vlm_backend_synchronize(vlm_backend *be) {
+    return be->iface->synchronize(be);
+}
+
+int vlm_backend_graph_begin(vlm_backend *be, int64_t key) {
+    return be->iface->graph_begin ? be->iface->graph_begin(be, key) : 0;
+}
+
+int vlm_backend_graph_end(vlm_backend *be, bool abort) {
+    return be->iface->graph_end ? be->iface->graph_end(be, abort) : 0;
 }
 
 const char *vlm_backend_last_error(vlm_backend *be) {
@@ -208,5 +220,27 @@ int vlm_set_rows(vlm_backend *be, vlm_tensor out, vlm_tensor src, vlm_tensor idx
     CHECK_SHAPE(idx.dtype == VLM_I32 && src.ne[0] == vlm_tensor_numel(idx), "set_rows");
     CHECK_SHAPE(cols_of(out) == cols_of(src), "set_rows");
     vlm_op op = {.kind = VLM_OP_SET_ROWS, .out = out, .src = {src, idx}};
+    return vlm_backend_compute(be, &op);
+}
+
+int vlm_sample(vlm_backend *be, vlm_tensor out, vlm_tensor logits, const vlm_tensor *seen,
+               bool greedy, int32_t top_k, float temperature, float top_p, float penalty,
+               double u) {
+    CHECK_SHAPE(out.dtype == VLM_I32 && vlm_tensor_numel(out) == 1, "sample");
+    CHECK_SHAPE(logits.ne[0] == 1 && cols_of(logits) >= 1 && cols_of(logits) <= INT32_MAX,
+                "sample");
+    CHECK_SHAPE(!seen || (seen->dtype == VLM_U8 && vlm_tensor_numel(*seen) == cols_of(logits)),
+                "sample");
+    CHECK_SHAPE(greedy || (top_k >= 1 && top_k <= VLM_SAMPLE_MAX_CANDIDATES), "sample");
+    CHECK_SHAPE(greedy || (temperature > 0 && top_p > 0 && top_p <= 1), "sample");
+    CHECK_SHAPE(u >= 0 && u < 1 && penalty > 0, "sample");
+    vlm_op op = {.kind = VLM_OP_SAMPLE, .out = out, .src = {logits}};
+    if (seen) op.src[1] = *seen;
+    op.p.sample.greedy = greedy;
+    op.p.sample.top_k = top_k;
+    op.p.sample.temperature = temperature;
+    op.p.sample.top_p = top_p;
+    op.p.sample.penalty = penalty;
+    op.p.sample.u = u;
     return vlm_backend_compute(be, &op);
 }

@@ -41,6 +41,10 @@ vlm_tensor vlm_tensor_rows(vlm_tensor t, int64_t first, int64_t n);
 /* The same memory seen as [rows, cols] (rows*cols must equal numel). */
 vlm_tensor vlm_tensor_reshape2(vlm_tensor t, int64_t rows, int64_t cols);
 
+/* Most candidates VLM_OP_SAMPLE draws from: top-k runs on the backend for k up to this
+ * (a device block sorts them); larger k, or no top-k, samples on the host. */
+#define VLM_SAMPLE_MAX_CANDIDATES 1024
+
 typedef enum vlm_op_kind {
     VLM_OP_MATMUL,    /* out[n,m] = x[n,k] · w[m,k]ᵀ (+ b[m]); src = {x, w, b or none} */
     VLM_OP_RMS_NORM,  /* out[i,:] = x[i,:] / sqrt(mean(x[i,:]²) + eps) * w; src = {x, w} */
@@ -57,6 +61,15 @@ typedef enum vlm_op_kind {
                          each segment. */
     VLM_OP_GET_ROWS,  /* out[i,:] = src[idx[i],:] converted to out's dtype; src = {src, idx i32} */
     VLM_OP_SET_ROWS,  /* out[idx[i],:] = src[i,:]; src = {src, idx i32}; out is updated */
+    VLM_OP_SAMPLE,    /* out i32 [1] = the next token from the logits row src[0] ([1, V] f32,
+                         left as it is), drawn as engine/sampler.h draws: repetition
+                         penalty on the ids marked in src[1] (u8 [V], or none), temperature,
+                         top-k (ties at the k-th value kept), top-p, then the draw at p.u;
+                         greedy: argmax after the penalty, lowest id on ties.  The drawn
+                         id is then marked in src[1].  When more than
+                         VLM_SAMPLE_MAX_CANDIDATES ids reach the k-th value, out is -1 and
+                         nothing is marked: the caller draws on the host.  src = {logits,
+                         seen or none} */
     VLM_OP_COUNT
 } vlm_op_kind;
 
@@ -72,6 +85,12 @@ typedef struct vlm_op {
             int64_t n_head, n_kv_head, head_dim;
             float scale;
         } attention;
+        struct {
+            bool greedy;
+            int32_t top_k;       /* 1 … VLM_SAMPLE_MAX_CANDIDATES unless greedy */
+            float temperature, top_p, penalty;
+            double u;            /* the draw, uniform in [0, 1) */
+        } sample;
     } p;
 } vlm_op;
 
@@ -103,6 +122,13 @@ typedef struct vlm_backend_i {
     int (*synchronize)(vlm_backend *be);
     /* the message of the last failure, or "" */
     const char *(*last_error)(vlm_backend *be);
+    /* optional (NULL: ops always run as issued).  Between graph_begin and graph_end the
+     * ops issued are recorded, not run; graph_end runs them as one graph, or discards
+     * them when abort is set.  key names the shape of the recorded step (the same key,
+     * the same sequence of ops with other sizes and addresses), so the backend can
+     * update a graph it made before instead of building one.  No set/get in between. */
+    int (*graph_begin)(vlm_backend *be, int64_t key);
+    int (*graph_end)(vlm_backend *be, bool abort);
 } vlm_backend_i;
 
 struct vlm_backend {
@@ -124,6 +150,12 @@ void vlm_backend_free_buffer(vlm_backend *be, void *ptr);
 int vlm_backend_set(vlm_backend *be, vlm_tensor dst, const void *src);
 int vlm_backend_get(vlm_backend *be, void *dst, vlm_tensor src);
 const char *vlm_backend_last_error(vlm_backend *be);
+/* Wait until every op issued so far has finished (stage timings on a device). */
+int vlm_backend_synchronize(vlm_backend *be);
+/* Record the ops of one step as a graph (see graph_begin); no-ops on a backend without
+ * graphs.  Every graph_begin that succeeded must be matched by a graph_end. */
+int vlm_backend_graph_begin(vlm_backend *be, int64_t key);
+int vlm_backend_graph_end(vlm_backend *be, bool abort);
 
 /* One-line op builders used by the model code: each runs the op and returns its code. */
 int vlm_matmul(vlm_backend *be, vlm_tensor out, vlm_tensor x, vlm_tensor w, const vlm_tensor *b);
@@ -136,5 +168,10 @@ int vlm_attention(vlm_backend *be, vlm_tensor out, vlm_tensor q, vlm_tensor k, v
                   const vlm_tensor *seg, int64_t n_head, int64_t n_kv_head, int64_t head_dim);
 int vlm_get_rows(vlm_backend *be, vlm_tensor out, vlm_tensor src, vlm_tensor idx);
 int vlm_set_rows(vlm_backend *be, vlm_tensor out, vlm_tensor src, vlm_tensor idx);
+/* The next token from one logits row (see VLM_OP_SAMPLE); seen may be NULL.  The
+ * parameters are those of op.p.sample. */
+int vlm_sample(vlm_backend *be, vlm_tensor out, vlm_tensor logits, const vlm_tensor *seen,
+               bool greedy, int32_t top_k, float temperature, float top_p, float penalty,
+               double u);
 
 #endif

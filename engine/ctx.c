@@ -77,6 +77,8 @@ int vlm_ctx_new(vlm_model *m, const vlm_ctx_params *prm, vlm_ctx **out, char *er
     plan_add(&run, &x->slots, VLM_I32, 1, nb, 0, 0);
     plan_add(&run, &x->kv_tmp, VLM_F32, 3, prm->n_ctx, kvd, hd);
     plan_add(&run, &x->kv_idx, VLM_I32, 1, prm->n_ctx, 0, 0);
+    plan_add(&run, &x->seen, VLM_U8, 1, c->vocab, 0, 0);
+    plan_add(&run, &x->token, VLM_I32, 1, 1, 0, 0);
     int64_t patch_in = v->in_channels * v->temporal_patch_size * v->patch_size * v->patch_size;
     /* vgate/vup also hold the merger's [np/4, 4vh] and [np/4, d] */
     int64_t vwide = max64(max64(v->intermediate, vh), (d + 3) / 4);

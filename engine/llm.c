@@ -7,6 +7,9 @@
  * may be reassigned later (streaming eviction keeps them contiguous) and the raw keys
  * let the session re-rotate instead of recomputing.  vlm_llm_decode_batch runs the same
  * layer over one new token of several contexts; only attention differs per context.
+ * A decode step's layers and head (single or batched) are issued between
+ * vlm_backend_graph_begin and _end: a backend with graphs records them and launches the
+ * step at once (the inputs are copied before, the logits read after).
  * Thread: the caller's.
  */
 #include <math.h>
@@ -67,6 +70,48 @@ static int output_and_mlp(vlm_backend *be, const vlm_config *cfg, const vlm_laye
     return vlm_add(be, x, x, tmp);
 }
 
+/* Every layer over the n rows of c->x, whose keys and values go to cache rows
+ * [n_cached, n_cached + n), then the final norm and lm_head on the last n_logits rows
+ * into c->logits.  n_cached is left to the caller. */
+static int decoder(vlm_ctx *c, int64_t n, int64_t n_logits) {
+    const vlm_config *cfg = &c->model->cfg;
+    const vlm_weights *w = &c->model->w;
+    vlm_backend *be = c->be;
+    int64_t H = cfg->n_heads, KVH = cfg->n_kv_heads, hd = cfg->head_dim;
+    int64_t past = c->n_cached, total = past + n;
+    vlm_tensor x = vlm_tensor_rows(c->x, 0, n), xn = vlm_tensor_rows(c->xn, 0, n);
+    vlm_tensor q = vlm_tensor_rows(c->q, 0, n), att = vlm_tensor_rows(c->att, 0, n);
+    vlm_tensor tmp = vlm_tensor_rows(c->tmp, 0, n);
+    vlm_tensor gate = vlm_tensor_rows(c->gate, 0, n), up = vlm_tensor_rows(c->up, 0, n);
+    vlm_tensor cs = vlm_tensor_rows(c->cos, 0, n), sn = vlm_tensor_rows(c->sin, 0, n);
+    for (int64_t l = 0; l < cfg->n_layers; l++) {
+        const vlm_layer_weights *lw = &w->layers[l];
+        vlm_tensor k_new = vlm_tensor_rows(c->k_raw[l], past, n);
+        vlm_tensor kr_new = vlm_tensor_rows(c->k_rot[l], past, n);
+        vlm_tensor v_new = vlm_tensor_rows(c->v[l], past, n);
+        /* the new raw and rotated keys and the values go straight into the cache */
+        TRY(project_qkv(be, cfg, lw, x, xn, q, k_new, kr_new, v_new, cs, sn));
+        TRY(vlm_attention(be, att, q, vlm_tensor_rows(c->k_rot[l], 0, total),
+                          vlm_tensor_rows(c->v[l], 0, total), NULL, H, KVH, hd));
+        TRY(output_and_mlp(be, cfg, lw, x, xn, att, tmp, gate, up));
+        if (c->trace) c->trace("llm_layer", l, x, c->trace_user);
+    }
+    if (n_logits == 0) return 0;
+
+    /* final norm and lm_head on the last n_logits positions only */
+    vlm_tensor xl = vlm_tensor_rows(x, n - n_logits, n_logits);
+    vlm_tensor xnl = vlm_tensor_rows(xn, 0, n_logits);
+    TRY(vlm_rms_norm(be, xnl, xl, w->norm, cfg->rms_eps));
+    if (c->trace) c->trace("final_norm", -1, xnl, c->trace_user);
+    return vlm_matmul(be, vlm_tensor_rows(c->logits, 0, n_logits), xnl, w->lm_head, NULL);
+}
+
+/* Close a recorded step: run it, or discard it when the recording failed (rc). */
+static int graph_end(vlm_backend *be, int rc) {
+    int rc_end = vlm_backend_graph_end(be, rc != 0);
+    return rc ? rc : rc_end;
+}
+
 int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
                     const int32_t *vis_slots, int64_t n_vis, vlm_tensor vis, int64_t n_logits,
                     float *logits_out) {
@@ -94,12 +139,7 @@ int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
     for (int64_t i = 0; i < n_vis; i++)
         if (vis_slots[i] < 0 || vis_slots[i] >= n) return VLM_ERANGE;
 
-    int64_t H = cfg->n_heads, KVH = cfg->n_kv_heads, hd = cfg->head_dim;
-    int64_t past = c->n_cached, total = past + n;
-    vlm_tensor x = vlm_tensor_rows(c->x, 0, n), xn = vlm_tensor_rows(c->xn, 0, n);
-    vlm_tensor q = vlm_tensor_rows(c->q, 0, n), att = vlm_tensor_rows(c->att, 0, n);
-    vlm_tensor tmp = vlm_tensor_rows(c->tmp, 0, n);
-    vlm_tensor gate = vlm_tensor_rows(c->gate, 0, n), up = vlm_tensor_rows(c->up, 0, n);
+    vlm_tensor x = vlm_tensor_rows(c->x, 0, n);
     vlm_tensor cs = vlm_tensor_rows(c->cos, 0, n), sn = vlm_tensor_rows(c->sin, 0, n);
     vlm_tensor tid = vlm_tensor_rows(c->ids, 0, n);
 
@@ -119,29 +159,16 @@ int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
     TRY(vlm_backend_set(be, cs, c->h_cos));
     TRY(vlm_backend_set(be, sn, c->h_sin));
 
-    for (int64_t l = 0; l < cfg->n_layers; l++) {
-        const vlm_layer_weights *lw = &w->layers[l];
-        vlm_tensor k_new = vlm_tensor_rows(c->k_raw[l], past, n);
-        vlm_tensor kr_new = vlm_tensor_rows(c->k_rot[l], past, n);
-        vlm_tensor v_new = vlm_tensor_rows(c->v[l], past, n);
-        /* the new raw and rotated keys and the values go straight into the cache */
-        TRY(project_qkv(be, cfg, lw, x, xn, q, k_new, kr_new, v_new, cs, sn));
-        TRY(vlm_attention(be, att, q, vlm_tensor_rows(c->k_rot[l], 0, total),
-                          vlm_tensor_rows(c->v[l], 0, total), NULL, H, KVH, hd));
-        TRY(output_and_mlp(be, cfg, lw, x, xn, att, tmp, gate, up));
-        if (c->trace) c->trace("llm_layer", l, x, c->trace_user);
-    }
-    c->n_cached = total;
-    if (n_logits == 0) return 0;
-
-    /* final norm and lm_head on the last n_logits positions only */
-    vlm_tensor xl = vlm_tensor_rows(x, n - n_logits, n_logits);
-    vlm_tensor xnl = vlm_tensor_rows(xn, 0, n_logits);
-    vlm_tensor logits = vlm_tensor_rows(c->logits, 0, n_logits);
-    TRY(vlm_rms_norm(be, xnl, xl, w->norm, cfg->rms_eps));
-    if (c->trace) c->trace("final_norm", -1, xnl, c->trace_user);
-    TRY(vlm_matmul(be, logits, xnl, w->lm_head, NULL));
-    if (logits_out) TRY(vlm_backend_get(be, logits_out, logits));
+    /* a decode step runs as one backend graph where the backend has them (not while
+     * tracing: the trace reads results in the middle) */
+    bool graph = n == 1 && n_vis == 0 && !c->trace;
+    if (graph) TRY(vlm_backend_graph_begin(be, 1));
+    int rc = decoder(c, n, n_logits);
+    if (graph) rc = graph_end(be, rc);
+    if (rc) return rc;
+    c->n_cached += n;
+    if (n_logits > 0 && logits_out)
+        TRY(vlm_backend_get(be, logits_out, vlm_tensor_rows(c->logits, 0, n_logits)));
     return 0;
 }
 
@@ -160,6 +187,46 @@ int vlm_llm_rerotate(vlm_ctx *c, int64_t first, int64_t n, const float *pos_t,
                          vlm_tensor_rows(c->k_raw[l], first + done, k), cs, sn));
     }
     return 0;
+}
+
+/* The layers, final norm and lm_head of a batched decode step (see
+ * vlm_llm_decode_batch): b's run state holds the n new rows, their ids and positions
+ * are in. */
+static int decode_layers(vlm_ctx *b, vlm_ctx *const *cs, int64_t n) {
+    const vlm_config *cfg = &b->model->cfg;
+    const vlm_weights *w = &b->model->w;
+    vlm_backend *be = b->be;
+    int64_t H = cfg->n_heads, KVH = cfg->n_kv_heads, hd = cfg->head_dim;
+    vlm_tensor x = vlm_tensor_rows(b->x, 0, n), xn = vlm_tensor_rows(b->xn, 0, n);
+    vlm_tensor q = vlm_tensor_rows(b->q, 0, n), att = vlm_tensor_rows(b->att, 0, n);
+    vlm_tensor tmp = vlm_tensor_rows(b->tmp, 0, n);
+    vlm_tensor gate = vlm_tensor_rows(b->gate, 0, n), up = vlm_tensor_rows(b->up, 0, n);
+    vlm_tensor cs_t = vlm_tensor_rows(b->cos, 0, n), sn_t = vlm_tensor_rows(b->sin, 0, n);
+    vlm_tensor dst = vlm_tensor_rows(b->slots, 0, n);
+    for (int64_t l = 0; l < cfg->n_layers; l++) {
+        const vlm_layer_weights *lw = &w->layers[l];
+        /* the batch context's own cache rows hold the new keys and values until they are
+         * copied into each context's cache */
+        vlm_tensor k_new = vlm_tensor_rows(b->k_raw[l], 0, n);
+        vlm_tensor kr_new = vlm_tensor_rows(b->k_rot[l], 0, n);
+        vlm_tensor v_new = vlm_tensor_rows(b->v[l], 0, n);
+        TRY(project_qkv(be, cfg, lw, x, xn, q, k_new, kr_new, v_new, cs_t, sn_t));
+        /* attention: each row over its own context's cache */
+        for (int64_t i = 0; i < n; i++) {
+            vlm_ctx *c = cs[i];
+            vlm_tensor at = vlm_tensor_rows(dst, i, 1);
+            int64_t total = c->n_cached + 1;
+            TRY(vlm_set_rows(be, c->k_raw[l], vlm_tensor_rows(k_new, i, 1), at));
+            TRY(vlm_set_rows(be, c->k_rot[l], vlm_tensor_rows(kr_new, i, 1), at));
+            TRY(vlm_set_rows(be, c->v[l], vlm_tensor_rows(v_new, i, 1), at));
+            TRY(vlm_attention(be, vlm_tensor_rows(att, i, 1), vlm_tensor_rows(q, i, 1),
+                              vlm_tensor_rows(c->k_rot[l], 0, total),
+                              vlm_tensor_rows(c->v[l], 0, total), NULL, H, KVH, hd));
+        }
+        TRY(output_and_mlp(be, cfg, lw, x, xn, att, tmp, gate, up));
+    }
+    TRY(vlm_rms_norm(be, xn, x, w->norm, cfg->rms_eps));
+    return vlm_matmul(be, vlm_tensor_rows(b->logits, 0, n), xn, w->lm_head, NULL);
 }
 
 int vlm_llm_decode_batch(vlm_ctx *b, vlm_ctx *const *cs, const int32_t *ids, const float *pos,
@@ -197,11 +264,7 @@ int vlm_llm_decode_batch(vlm_ctx *b, vlm_ctx *const *cs, const int32_t *ids, con
         }
     }
 
-    int64_t H = cfg->n_heads, KVH = cfg->n_kv_heads, hd = cfg->head_dim;
-    vlm_tensor x = vlm_tensor_rows(b->x, 0, n), xn = vlm_tensor_rows(b->xn, 0, n);
-    vlm_tensor q = vlm_tensor_rows(b->q, 0, n), att = vlm_tensor_rows(b->att, 0, n);
-    vlm_tensor tmp = vlm_tensor_rows(b->tmp, 0, n);
-    vlm_tensor gate = vlm_tensor_rows(b->gate, 0, n), up = vlm_tensor_rows(b->up, 0, n);
+    vlm_tensor x = vlm_tensor_rows(b->x, 0, n);
     vlm_tensor cs_t = vlm_tensor_rows(b->cos, 0, n), sn_t = vlm_tensor_rows(b->sin, 0, n);
     vlm_tensor tid = vlm_tensor_rows(b->ids, 0, n);
     vlm_tensor dst = vlm_tensor_rows(b->slots, 0, n);
@@ -217,34 +280,12 @@ int vlm_llm_decode_batch(vlm_ctx *b, vlm_ctx *const *cs, const int32_t *ids, con
     for (int64_t i = 0; i < n; i++) b->h_slots[i] = (int32_t)cs[i]->n_cached;
     TRY(vlm_backend_set(be, dst, b->h_slots));
 
-    for (int64_t l = 0; l < cfg->n_layers; l++) {
-        const vlm_layer_weights *lw = &w->layers[l];
-        /* the batch context's own cache rows hold the new keys and values until they are
-         * copied into each context's cache */
-        vlm_tensor k_new = vlm_tensor_rows(b->k_raw[l], 0, n);
-        vlm_tensor kr_new = vlm_tensor_rows(b->k_rot[l], 0, n);
-        vlm_tensor v_new = vlm_tensor_rows(b->v[l], 0, n);
-        TRY(project_qkv(be, cfg, lw, x, xn, q, k_new, kr_new, v_new, cs_t, sn_t));
-        /* attention: each row over its own context's cache */
-        for (int64_t i = 0; i < n; i++) {
-            vlm_ctx *c = cs[i];
-            vlm_tensor at = vlm_tensor_rows(dst, i, 1);
-            int64_t total = c->n_cached + 1;
-            TRY(vlm_set_rows(be, c->k_raw[l], vlm_tensor_rows(k_new, i, 1), at));
-            TRY(vlm_set_rows(be, c->k_rot[l], vlm_tensor_rows(kr_new, i, 1), at));
-            TRY(vlm_set_rows(be, c->v[l], vlm_tensor_rows(v_new, i, 1), at));
-            TRY(vlm_attention(be, vlm_tensor_rows(att, i, 1), vlm_tensor_rows(q, i, 1),
-                              vlm_tensor_rows(c->k_rot[l], 0, total),
-                              vlm_tensor_rows(c->v[l], 0, total), NULL, H, KVH, hd));
-        }
-        TRY(output_and_mlp(be, cfg, lw, x, xn, att, tmp, gate, up));
-    }
+    TRY(vlm_backend_graph_begin(be, 2 + n)); /* the step's shape: n contexts */
+    int rc = decode_layers(b, cs, n);
+    if ((rc = graph_end(be, rc))) return rc;
     for (int64_t i = 0; i < n; i++) cs[i]->n_cached++;
 
-    vlm_tensor logits = vlm_tensor_rows(b->logits, 0, n);
-    TRY(vlm_rms_norm(be, xn, x, w->norm, cfg->rms_eps));
-    TRY(vlm_matmul(be, logits, xn, w->lm_head, NULL));
-    for (int64_t i = 0; i < n; i++)
-        if (logits_out[i]) TRY(vlm_backend_get(be, logits_out[i], vlm_tensor_rows(logits, i, 1)));
+    for (int64_t i = 0; logits_out && i < n; i++)
+        if (logits_out[i]) TRY(vlm_backend_get(be, logits_out[i], vlm_tensor_rows(b->logits, i, 1)));
     return 0;
 }

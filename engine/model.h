@@ -158,6 +158,8 @@ typedef struct vlm_ctx {
     vlm_tensor ids, slots;                    /* (n_batch) i32: token ids, vision slots */
     vlm_tensor kv_tmp;                        /* (n_ctx, KVH, hd): compaction target */
     vlm_tensor kv_idx;                        /* (n_ctx) i32: rows kept, in new order */
+    vlm_tensor seen;                          /* (vocab) u8: ids the repetition penalty hits */
+    vlm_tensor token;                         /* (1) i32: a token drawn on the backend */
 
     /* vision run state (device) */
     vlm_tensor vpix;                          /* (n_patches, C*tps*ps*ps) */
@@ -207,7 +209,7 @@ int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
 
 /* One decode step of n contexts of the same model at once: token ids[i] at text
  * position pos[i] is appended to cs[i]'s cache and its logits copied to logits_out[i]
- * (host; NULL: not wanted).  The projections, the MLP and lm_head run once over the n
+ * (host; NULL: not wanted; logits_out NULL: none copied, the rows stay in b->logits).  The projections, the MLP and lm_head run once over the n
  * rows, so the weights are read once per step for every stream; attention runs per
  * context over its own cache.  b is a context of the same model used only as the
  * batch's run state (n <= n_batch, n_logits and n_ctx of b; its cache holds the step's

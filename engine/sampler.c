@@ -1,11 +1,14 @@
 /* sampler.c — next-token choice (see sampler.h).  Order as transformers: repetition
  * penalty (divide positive logits, multiply negative ones, for every id in the
  * context), temperature, top-k (ties at the k-th value kept), top-p (smallest set of
- * most probable tokens whose mass reaches top_p), softmax, multinomial draw. */
+ * most probable tokens whose mass reaches top_p), softmax, multinomial draw.  The
+ * penalty, the candidate order and the draw are sample_draw.h's, which the backends'
+ * SAMPLE op uses too. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sample_draw.h"
 #include "sampler.h"
 
 int vlm_sampler_init(vlm_sampler *s, int64_t vocab, bool greedy, float temperature,
@@ -46,7 +49,7 @@ void vlm_sampler_add_context(vlm_sampler *s, const int32_t *ids, int64_t n) {
         if (ids[i] >= 0 && ids[i] < s->vocab) s->seen[ids[i]] = 1;
 }
 
-static double rand_unit(vlm_sampler *s) {
+double vlm_sampler_next_u(vlm_sampler *s) {
     uint64_t x = s->rng;
     x ^= x >> 12;
     x ^= x << 25;
@@ -57,7 +60,7 @@ static double rand_unit(vlm_sampler *s) {
 
 /* a before b in the candidate order: higher logit first, then lower id */
 static bool before(const float *l, int32_t a, int32_t b) {
-    return l[a] > l[b] || (l[a] == l[b] && a < b);
+    return vlm__cand_before(l[a], a, l[b], b);
 }
 
 /* Heap helpers over ids; `worse_on_top` makes a heap whose root is the last in order. */
@@ -113,12 +116,14 @@ static int64_t candidates(vlm_sampler *s, const float *l) {
 }
 
 int32_t vlm_sampler_sample(vlm_sampler *s, float *logits) {
+    return vlm_sampler_sample_at(s, logits, s->greedy ? 0.0 : vlm_sampler_next_u(s));
+}
+
+int32_t vlm_sampler_sample_at(vlm_sampler *s, float *logits, double u) {
     int64_t V = s->vocab;
-    if (s->repetition_penalty != 1.0f) {
-        float rp = s->repetition_penalty;
+    if (s->repetition_penalty != 1.0f)
         for (int64_t i = 0; i < V; i++)
-            if (s->seen[i]) logits[i] = logits[i] < 0 ? logits[i] * rp : logits[i] / rp;
-    }
+            logits[i] = vlm__penalized(logits[i], s->seen[i], s->repetition_penalty);
     if (s->greedy) {
         int64_t best = 0;
         for (int64_t i = 1; i < V; i++)
@@ -127,27 +132,6 @@ int32_t vlm_sampler_sample(vlm_sampler *s, float *logits) {
     }
     for (int64_t i = 0; i < V; i++) logits[i] /= s->temperature;
     int64_t n = candidates(s, logits);
-    float mx = logits[s->idx[0]];
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (s->prob[i] = expf(logits[s->idx[i]] - mx));
-    if (s->top_p < 1.0f) {
-        double cum = 0.0;
-        int64_t keep = n;
-        for (int64_t i = 0; i < n; i++) {
-            cum += s->prob[i] / sum;
-            if (cum >= s->top_p) {
-                keep = i + 1;
-                break;
-            }
-        }
-        n = keep;
-        sum = 0.0;
-        for (int64_t i = 0; i < n; i++) sum += s->prob[i];
-    }
-    double r = rand_unit(s) * sum, acc = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        acc += s->prob[i];
-        if (r < acc) return s->idx[i];
-    }
-    return s->idx[n - 1];
+    for (int64_t i = 0; i < n; i++) s->prob[i] = logits[s->idx[i]];
+    return vlm__sample_draw(s->prob, s->idx, n, s->top_p, u);
 }

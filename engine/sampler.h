@@ -28,5 +28,10 @@ void vlm_sampler_reset_context(vlm_sampler *s);
 void vlm_sampler_add_context(vlm_sampler *s, const int32_t *ids, int64_t n);
 /* Pick the next token from logits (modified in place by the penalty/warpers). */
 int32_t vlm_sampler_sample(vlm_sampler *s, float *logits);
+/* The same with the draw given: u uniform in [0, 1) (ignored when greedy), taken from
+ * vlm_sampler_next_u so that a draw made elsewhere (a backend's SAMPLE op) and this one
+ * consume the seeded sequence alike. */
+int32_t vlm_sampler_sample_at(vlm_sampler *s, float *logits, double u);
+double vlm_sampler_next_u(vlm_sampler *s);
 
 #endif

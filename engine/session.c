@@ -342,8 +342,50 @@ static void round_text(vlm_session *s, int32_t r, char *out, size_t cap) {
     out[len] = 0;
 }
 
+/* A step's logits row is `row` (backend memory): copied to s->logits when the check
+ * hook or the host sampler will read it; a backend that draws reads it in place. */
+static int logits_ready(vlm_session *s, vlm_tensor row, int64_t index) {
+    s->lrow = row;
+    s->logits_on_host = false;
+    if (s->hook || !s->backend_draws) {
+        int rc = vlm_backend_get(s->ctx->be, s->logits, row);
+        if (rc) return rc;
+        s->logits_on_host = true;
+    }
+    hook(s, VLM_STAGE_LOGITS, index);
+    return 0;
+}
+
+/* The next token from the current logits row: drawn by the backend where the policy
+ * fits its SAMPLE op, else (or when too many ids tie for it) by the host sampler, with
+ * the same uniform draw either way. */
+static int draw_token(vlm_session *s, int32_t *tok) {
+    vlm_ctx *c = s->ctx;
+    vlm_sampler *sp = &s->sampler;
+    double u = sp->greedy ? 0.0 : vlm_sampler_next_u(sp);
+    int rc;
+    *tok = -1;
+    if (s->backend_draws) {
+        bool penalty = sp->repetition_penalty != 1.0f;
+        if ((rc = vlm_sample(c->be, c->token, s->lrow, penalty ? &c->seen : NULL, sp->greedy,
+                             (int32_t)sp->top_k, sp->temperature, sp->top_p,
+                             sp->repetition_penalty, u)) ||
+            (rc = vlm_backend_get(c->be, tok, c->token)))
+            return rc;
+        if (*tok >= 0) return 0;
+    }
+    if (!s->logits_on_host && (rc = vlm_backend_get(c->be, s->logits, s->lrow))) return rc;
+    s->logits_on_host = false; /* the sampler rewrites it */
+    *tok = vlm_sampler_sample_at(sp, s->logits, u);
+    if (s->backend_draws && sp->repetition_penalty != 1.0f) { /* as the op would have */
+        uint8_t one = 1;
+        return vlm_backend_set(c->be, vlm_tensor_rows(c->seen, *tok, 1), &one);
+    }
+    return 0;
+}
+
 /* Steps 0-5 of chunk i: pixels, eviction, vision, the chunk's turn and positions,
- * prefill; leaves the first logits row in s->logits and the sampler ready.  Timings go
+ * prefill; leaves the first logits row ready and the sampler set up.  Timings go
  * to res (cleared here). */
 static int chunk_begin(vlm_session *s, const vlm_frame frames[2], double t_start, double t_end,
                        vlm_chunk_result *res, char *err) {
@@ -367,7 +409,8 @@ static int chunk_begin(vlm_session *s, const vlm_frame frames[2], double t_start
     /* 2. vision */
     double tv = now_ms();
     int64_t n_tok = 0;
-    if ((rc = vlm_vision_forward(c, s->pixels, (const int64_t(*)[3])s->grid, 1, &n_tok)))
+    if ((rc = vlm_vision_forward(c, s->pixels, (const int64_t(*)[3])s->grid, 1, &n_tok)) ||
+        (rc = vlm_backend_synchronize(c->be))) /* a device runs ahead: time what it did */
         return vlm__errf(err, rc, "chunk %lld: vision tower failed: %s", (long long)i,
                          vlm_backend_last_error(c->be));
     res->ms_vision = now_ms() - tv;
@@ -405,29 +448,41 @@ static int chunk_begin(vlm_session *s, const vlm_frame frames[2], double t_start
         return vlm__errf(err, VLM_EINVAL, "chunk %lld: %lld vision slots for %lld vision rows",
                          (long long)i, (long long)n_slots, (long long)n_tok);
     if ((rc = vlm_llm_forward(c, s->ids + base, tn, tail_pos, s->slots, n_slots,
-                              vlm_tensor_rows(c->vout, 0, n_tok), 1, s->logits)))
+                              vlm_tensor_rows(c->vout, 0, n_tok), 1, NULL)))
         return vlm__errf(err, rc, "chunk %lld: prefill of %lld tokens failed: %s", (long long)i,
                          (long long)tn, vlm_strerror(rc));
     s->n_cached = s->n;
+    if ((rc = vlm_backend_synchronize(c->be)) ||
+        (rc = logits_ready(s, vlm_tensor_rows(c->logits, 0, 1), 0)))
+        return vlm__errf(err, rc, "chunk %lld: reading the prefill's logits failed: %s",
+                         (long long)i, vlm_backend_last_error(c->be));
     res->ms_prefill = now_ms() - tp;
-    hook(s, VLM_STAGE_LOGITS, 0);
 
     /* the penalty sees every retained id and what this chunk generates */
     vlm_sampler_reset_context(&s->sampler);
     vlm_sampler_add_context(&s->sampler, s->ids, s->n);
+    if (s->backend_draws && s->sampler.repetition_penalty != 1.0f &&
+        (rc = vlm_backend_set(c->be, c->seen, s->sampler.seen)))
+        return vlm__errf(err, rc, "chunk %lld: copying the penalty's ids to the backend "
+                         "failed: %s", (long long)i, vlm_backend_last_error(c->be));
     s->n_gen = 0;
     return 0;
 }
 
-/* Step 6, one token: sample from s->logits and append it.  Returns 1 when the token
- * must be forwarded for the next logits row (its position in *pos), 0 when the chunk's
- * generation is over, < 0 on an error. */
+/* Step 6, one token: draw it from the current logits row and append it.  Returns 1
+ * when the token must be forwarded for the next logits row (its position in *pos), 0
+ * when the chunk's generation is over, < 0 on an error. */
 static int chunk_sample(vlm_session *s, int32_t *tok, float *pos, char *err) {
     int32_t r = (int32_t)s->chunk;
-    int32_t g = vlm_sampler_sample(&s->sampler, s->logits);
+    int32_t g;
+    int rc = draw_token(s, &g);
+    if (rc)
+        return vlm__errf(err, rc, "chunk %lld: drawing token %lld failed: %s",
+                         (long long)s->chunk, (long long)s->n_gen,
+                         vlm_backend_last_error(s->ctx->be));
     s->gen[s->n_gen++] = g;
     bool end = g == s->pc.im_end;
-    int rc = append1(s, g, end ? VLM_ROLE_ASSISTANT_END : VLM_ROLE_ASSISTANT_CONTENT, r);
+    rc = append1(s, g, end ? VLM_ROLE_ASSISTANT_END : VLM_ROLE_ASSISTANT_CONTENT, r);
     if (rc)
         return vlm__errf(err, rc, "chunk %lld: capacity %lld reached while decoding",
                          (long long)s->chunk, (long long)s->cap);
@@ -443,10 +498,15 @@ static int chunk_sample(vlm_session *s, int32_t *tok, float *pos, char *err) {
 }
 
 /* After the forward of the token chunk_sample returned: it is cached, its logits are
- * in s->logits. */
-static void chunk_forwarded(vlm_session *s) {
+ * `row`. */
+static int chunk_forwarded(vlm_session *s, vlm_tensor row, char *err) {
     s->n_cached = s->n;
-    hook(s, VLM_STAGE_LOGITS, s->n_gen);
+    int rc = logits_ready(s, row, s->n_gen);
+    if (rc)
+        return vlm__errf(err, rc, "chunk %lld: reading the logits of step %lld failed: %s",
+                         (long long)s->chunk, (long long)s->n_gen,
+                         vlm_backend_last_error(s->ctx->be));
+    return 0;
 }
 
 /* Step 7: close the turn (its last token(s) are forwarded at the next prefill). */
@@ -477,10 +537,10 @@ int vlm_session_push_chunk(vlm_session *s, const vlm_frame frames[2], double t_s
     float p;
     while ((rc = chunk_sample(s, &g, &p, err)) == 1) {
         float p3[3] = {p, p, p};
-        if ((rc = vlm_llm_forward(s->ctx, &g, 1, p3, NULL, 0, s->ctx->vout, 1, s->logits)))
+        if ((rc = vlm_llm_forward(s->ctx, &g, 1, p3, NULL, 0, s->ctx->vout, 1, NULL)))
             return vlm__errf(err, rc, "chunk %lld: decode step %lld failed: %s",
                              (long long)s->chunk, (long long)s->n_gen, vlm_strerror(rc));
-        chunk_forwarded(s);
+        if ((rc = chunk_forwarded(s, vlm_tensor_rows(s->ctx->logits, 0, 1), err))) return rc;
     }
     if (rc) return rc;
     res->ms_decode = now_ms() - td;
@@ -497,7 +557,6 @@ struct vlm_batch {
     vlm_ctx **ctxs;
     int32_t *toks;
     float *pos;
-    float **logits;
     double *t0;
 };
 
@@ -515,10 +574,9 @@ int vlm_batch_new(vlm_engine *e, int64_t max_sessions, vlm_batch **out, char *er
     b->ctxs = malloc(n * sizeof *b->ctxs);
     b->toks = malloc(n * sizeof *b->toks);
     b->pos = malloc(n * sizeof *b->pos);
-    b->logits = malloc(n * sizeof *b->logits);
     b->t0 = malloc(n * sizeof *b->t0);
     int rc = 0;
-    if (!b->live || !b->ctxs || !b->toks || !b->pos || !b->logits || !b->t0) {
+    if (!b->live || !b->ctxs || !b->toks || !b->pos || !b->t0) {
         rc = vlm__errf(err, VLM_ENOMEM, "batch: out of memory");
     } else {
         /* one token per session a step: n_ctx only has to hold the step's new K/V */
@@ -541,7 +599,6 @@ void vlm_batch_free(vlm_batch *b) {
     free(b->ctxs);
     free(b->toks);
     free(b->pos);
-    free(b->logits);
     free(b->t0);
     free(b);
 }
@@ -587,12 +644,12 @@ int vlm_batch_push_chunks(vlm_batch *b, vlm_session *const *ss, int64_t n,
             if (rc != 1) continue;
             b->live[m] = i;
             b->ctxs[m] = ss[i]->ctx;
-            b->logits[m] = ss[i]->logits;
             m++;
         }
         n_live = m;
         if (m == 0) break;
-        int rc = vlm_llm_decode_batch(b->ctx, b->ctxs, b->toks, b->pos, m, b->logits);
+        /* no logits copied here: each session reads its row in chunk_forwarded */
+        int rc = vlm_llm_decode_batch(b->ctx, b->ctxs, b->toks, b->pos, m, NULL);
         if (rc) {
             for (int64_t k = 0; k < m; k++) {
                 int64_t i = b->live[k];
@@ -603,7 +660,14 @@ int vlm_batch_push_chunks(vlm_batch *b, vlm_session *const *ss, int64_t n,
             }
             break;
         }
-        for (int64_t k = 0; k < m; k++) chunk_forwarded(ss[b->live[k]]);
+        vlm_tensor rows = b->ctx->logits;
+        int64_t m_ok = 0; /* a session whose logits cannot be read stops; the rest go on */
+        for (int64_t k = 0; k < m; k++) {
+            int64_t i = b->live[k];
+            if ((rcs[i] = chunk_forwarded(ss[i], vlm_tensor_rows(rows, k, 1), errs[i]))) continue;
+            b->live[m_ok++] = i;
+        }
+        n_live = m_ok;
     }
     double ms_decode = now_ms() - td;
     int rc_all = 0;
@@ -758,6 +822,10 @@ int vlm__session_create(vlm_session *s, vlm_model *m, const vlm_policy *policy,
     if (vlm_sampler_init(&s->sampler, cfg->vocab, policy->greedy, policy->temperature,
                          policy->top_k, policy->top_p, policy->repetition_penalty, policy->seed))
         return vlm__errf(err, VLM_ENOMEM, "session: out of memory");
+    /* the backend draws unless the policy samples from more candidates than its op takes
+     * (no top-k, or a larger one): then every step's logits row comes to the host */
+    s->backend_draws = s->sampler.greedy ||
+                       (s->sampler.top_k >= 1 && s->sampler.top_k <= VLM_SAMPLE_MAX_CANDIDATES);
     return 0;
 }
 

@@ -83,7 +83,8 @@ typedef enum vlm_stage {
     VLM_STAGE_EVICTED,  /* after step 1 (eviction), before the chunk's text is appended */
     VLM_STAGE_VISION,   /* vision rows of the chunk are in ctx->vout */
     VLM_STAGE_PROMPT,   /* chunk text appended, positions computed, before prefill */
-    VLM_STAGE_LOGITS,   /* a logits row (s->logits) is ready; arg = row index */
+    VLM_STAGE_LOGITS,   /* a logits row (s->logits, copied for the hook) is ready; arg =
+                           row index */
     VLM_STAGE_FINAL,    /* step 7 done */
 } vlm_stage;
 
@@ -120,7 +121,10 @@ struct vlm_session {
     size_t resize_scratch_bytes;
     float *pixels;            /* [patches, patch_in] */
     int32_t *slots;           /* vision slots in the prefill tail */
-    float *logits;            /* [vocab] the current logits row (host) */
+    float *logits;            /* [vocab] the current logits row (host), when copied */
+    vlm_tensor lrow;          /* the current logits row in backend memory */
+    bool logits_on_host;      /* lrow has been copied to logits */
+    bool backend_draws;       /* the backend's SAMPLE op draws tokens (the policy fits it) */
     int32_t *gen;             /* generated ids of this chunk [M] */
     int64_t n_gen;
     char *text_buf;           /* decode buffer */

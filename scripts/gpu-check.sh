@@ -2,7 +2,8 @@
 # gpu-check.sh — the one script to run on a GPU machine (H100/H200, nvcc, no internet):
 # builds with CUDA, runs the CUDA-vs-CPU parity tests (and, where compute-sanitizer
 # works, memcheck/racecheck on the small cases), `commentary check --backend cuda` on
-# every fixture, then the Qwen2.5-VL-7B benchmark (random bf16 weights made in memory),
+# every fixture (the stream fixtures a second time with decode steps as CUDA graphs),
+# then the Qwen2.5-VL-7B benchmark (random bf16 weights made in memory),
 # and prints a short summary table last.  Meant to finish in under 5 minutes; every step
 # has its own time limit and a failed step does not stop the later ones.
 #
@@ -155,6 +156,14 @@ done
 if [ $bad = 0 ]; then note "commentary check --backend cuda" "ok: $nf fixtures"
 else note "commentary check --backend cuda" "FAIL: $bad of $nf fixtures"; FAILED=1; fi
 
+step "the stream fixtures again with every decode step as a CUDA graph (VLM_CUDA_GRAPHS=1)"
+nf=0; bad=0
+export VLM_CUDA_GRAPHS=1
+for f in tests/fixtures/stream/*/; do check "${f%/}" model-bf16; done
+unset VLM_CUDA_GRAPHS
+if [ $bad = 0 ]; then note "... with CUDA graphs (VLM_CUDA_GRAPHS=1)" "ok: $nf fixtures"
+else note "... with CUDA graphs (VLM_CUDA_GRAPHS=1)" "FAIL: $bad of $nf fixtures"; FAILED=1; fi
+
 # ---- 4. benchmark -------------------------------------------------------------------
 step "bench-gpu --dims ${BENCH_DIMS:-7b} (random bf16 weights; most of the time is making them)"
 timeout 200 build/bench/bench-gpu --dims "${BENCH_DIMS:-7b}" >"$LOG/bench.txt" 2>&1
@@ -170,8 +179,8 @@ SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer \
     /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -n 1)
 if [ -n "$SAN" ] && [ -z "${SKIP_SANITIZER:-}" ]; then
     for tool in memcheck racecheck; do
-        fams="matmul rms_norm elementwise rope attention get_rows set_rows"
-        [ $tool = racecheck ] && fams="attention rms_norm"
+        fams="matmul rms_norm elementwise rope attention get_rows set_rows sample"
+        [ $tool = racecheck ] && fams="attention rms_norm sample"
         step "compute-sanitizer --tool $tool, small cases: $fams"
         res=ok
         for fam in $fams; do

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "sample_cases.h"
 #include "test.h"
 
 static bool perf_mode;
@@ -675,6 +676,86 @@ static void test_backend_set_rows_matches_cpu(void) {
     run_cases(set_rows_cases);
 }
 
+/* SAMPLE: the CUDA op draws the CPU op's token for the same row, seen ids and u (the
+ * CPU op is checked against the host sampler in test-engine-sampler).  Tokens must be
+ * equal: the kernel runs the CPU's own draw loop (sample_draw.h), so only the last bit
+ * of expf can differ, which moves a draw only when u falls within ~1e-7 of a boundary
+ * (about one draw in 10^5 here).  Also: the row is left as it was, the same id is
+ * marked seen on both, -1 exactly where the CPU says -1, and the 4-byte output has
+ * intact guard bands. */
+static void test_backend_sample_matches_cpu(void) {
+    enum { DRAWS = 32 };
+    vlm_backend *cuda = cuda_or_skip();
+    vlm_backend *cpu = vlm_backend_cpu_new(0);
+    ASSERT(cpu);
+    int bad = 0, n = 0;
+    for (const sample_case *c = sample_cases; c->vocab; c++, n++) {
+        int64_t V = c->vocab, one = 1;
+        float *l = malloc(sizeof(float) * (size_t)V), *back = malloc(sizeof(float) * (size_t)V);
+        uint8_t *seen = malloc((size_t)V), *seen_cpu = malloc((size_t)V);
+        uint8_t *seen_cuda = malloc((size_t)V);
+        ASSERT(l && back && seen && seen_cpu && seen_cuda);
+        sample_case_inputs(c, (uint64_t)n + 101, l, seen);
+        vlm_backend *bes[2] = {cpu, cuda};
+        void *dl[2], *ds[2], *dt[2];
+        for (int b = 0; b < 2; b++) {
+            dl[b] = vlm_backend_alloc(bes[b], sizeof(float) * (size_t)V);
+            ds[b] = vlm_backend_alloc(bes[b], (size_t)V);
+            dt[b] = vlm_backend_alloc(bes[b], 4 + 2 * GUARD);
+            ASSERT(dl[b] && ds[b] && dt[b]);
+        }
+        uint64_t st = 7 + (uint64_t)n;
+        int mism = 0, draws = quick_mode ? 4 : DRAWS; /* --quick: under a sanitizer */
+        for (int d = 0; d < draws; d++) {
+            double u = (double)(sample_rng(&st) >> 11) / 9007199254740992.0;
+            int32_t tok[2];
+            uint8_t guard[4 + 2 * GUARD];
+            for (int b = 0; b < 2; b++) {
+                vlm_backend *be = bes[b];
+                for (size_t j = 0; j < sizeof guard / 4; j++) ((uint32_t *)guard)[j] = SENTINEL;
+                vlm_tensor tl = vlm_tensor_2d(VLM_F32, dl[b], 1, V);
+                vlm_tensor ts = vlm_tensor_make(VLM_U8, ds[b], 1, &V);
+                vlm_tensor tt = vlm_tensor_make(VLM_I32, (uint8_t *)dt[b] + GUARD, 1, &one);
+                ASSERT_EQ_INT(vlm_backend_set(be, tl, l), 0);
+                ASSERT_EQ_INT(vlm_backend_set(be, ts, seen), 0);
+                ASSERT_EQ_INT(be->iface->set(be, dt[b], guard, sizeof guard), 0);
+                int rc = vlm_sample(be, tt, tl, &ts, c->greedy, sample_case_k(c), c->temperature,
+                                    c->top_p, c->penalty, u);
+                if (!rc) rc = be->iface->get(be, guard, dt[b], sizeof guard);
+                ASSERT_MSG(rc == 0, "%s: %s failed: %s", c->what, be->iface->name,
+                           vlm_backend_last_error(be));
+                ASSERT_MSG(guards_ok(be->iface->name, guard, 4), "%s: out of bounds", c->what);
+                memcpy(&tok[b], guard + GUARD, 4);
+                ASSERT_EQ_INT(vlm_backend_get(be, back, tl), 0);
+                ASSERT_MSG(memcmp(back, l, sizeof(float) * (size_t)V) == 0,
+                           "%s: %s changed the logits row", c->what, be->iface->name);
+                ASSERT_EQ_INT(vlm_backend_get(be, b ? seen_cuda : seen_cpu, ts), 0);
+            }
+            bool seen_same = memcmp(seen_cpu, seen_cuda, (size_t)V) == 0;
+            if (tok[0] != tok[1] || !seen_same) {
+                if (mism++ < 4)
+                    printf("      %s, draw %d (u %.9f): cuda %d cpu %d%s\n", c->what, d, u,
+                           tok[1], tok[0], seen_same ? "" : ", seen masks differ");
+            }
+        }
+        printf("  %s %-46s %d draws, %d differ\n", mism ? "BAD " : "ok  ", c->what, draws, mism);
+        bad += mism > 0;
+        for (int b = 0; b < 2; b++) {
+            vlm_backend_free_buffer(bes[b], dl[b]);
+            vlm_backend_free_buffer(bes[b], ds[b]);
+            vlm_backend_free_buffer(bes[b], dt[b]);
+        }
+        free(l);
+        free(back);
+        free(seen);
+        free(seen_cpu);
+        free(seen_cuda);
+    }
+    vlm_backend_free(cpu);
+    vlm_backend_free(cuda);
+    ASSERT_MSG(bad == 0, "%d of %d sampling cases differ", bad, n);
+}
+
 /* Creating "cuda" either works or says why; "auto" always gives a backend. */
 static void test_backend_cuda_new_reports_clearly(void) {
     char err[VLM_ERR_LEN] = "";
@@ -771,6 +852,7 @@ static const test_case tests[] = {
     {"backend_attention_matches_cpu", test_backend_attention_matches_cpu},
     {"backend_get_rows_matches_cpu", test_backend_get_rows_matches_cpu},
     {"backend_set_rows_matches_cpu", test_backend_set_rows_matches_cpu},
+    {"backend_sample_matches_cpu", test_backend_sample_matches_cpu},
     {"backend_cuda_oom_is_reported", test_backend_cuda_oom_is_reported},
     {"backend_cuda_bad_row_index_is_erange", test_backend_cuda_bad_row_index_is_erange},
     {"backend_cuda_fault_is_sticky", test_backend_cuda_fault_is_sticky},

@@ -109,6 +109,18 @@ static void check_shape(const vlm_session *s) {
     for (int64_t k = 0; k < s->n; k++) ASSERT((s->serial[k] >= 0) == (k < s->n_cached));
 }
 
+/* The default policy with the session's windows scaled down to a few chunks. */
+static vlm_policy small_windows(vlm_engine *e, int64_t max_new_tokens) {
+    vlm_policy p;
+    vlm_policy_default(e, &p);
+    p.vision_window = 2;
+    p.text_rounds = 3;
+    p.prev_sink = 4;
+    p.prev_window = 8;
+    p.max_new_tokens = max_new_tokens;
+    return p;
+}
+
 static void test_session_bounded_and_text(void) {
     vlm_engine *e = load_tiny();
     vlm_policy p;
@@ -144,13 +156,7 @@ static void test_session_bounded_and_text(void) {
 
 static void test_session_no_allocation_per_chunk(void) {
     vlm_engine *e = load_tiny();
-    vlm_policy p;
-    vlm_policy_default(e, &p);
-    p.vision_window = 2;
-    p.text_rounds = 3;
-    p.prev_sink = 4;
-    p.prev_window = 8;
-    p.max_new_tokens = 4;
+    vlm_policy p = small_windows(e, 4);
     p.greedy = false; /* the sampling path too */
     p.temperature = 0.9f;
     p.top_k = 50;
@@ -434,27 +440,49 @@ static void batch_frames(uint8_t *px, int64_t w, int64_t h, int64_t k, int64_t i
  * decoding at different steps), eviction running: pushed together, each says exactly
  * what it says alone, its retained sequence is the same and its last logits row agrees
  * (the batched products round differently, so 1e-4, not bit-equal). */
+/* Every logits row of a chunk, kept by the check hook (which has the session copy each
+ * row to the host; without a hook the rows stay where the backend computed them). */
+typedef struct logits_log {
+    int64_t vocab, max_rows, rows;
+    float *row;
+} logits_log;
+
+static void keep_logits(vlm_session *s, vlm_stage stage, int64_t arg, void *user) {
+    logits_log *lg = user;
+    if (stage != VLM_STAGE_LOGITS) return;
+    ASSERT(arg >= 0 && arg < lg->max_rows);
+    memcpy(lg->row + arg * lg->vocab, s->logits, sizeof(float) * (size_t)lg->vocab);
+    lg->rows = arg + 1;
+}
+
+static void log_logits(vlm_session *s, logits_log *lg, int64_t max_rows) {
+    lg->vocab = s->model->cfg.vocab;
+    lg->max_rows = max_rows;
+    lg->rows = 0;
+    lg->row = malloc(sizeof(float) * (size_t)(lg->vocab * max_rows));
+    ASSERT(lg->row);
+    s->hook = keep_logits;
+    s->hook_user = lg;
+}
+
 static void test_batch_matches_sequential(void) {
     vlm_engine *e = load_tiny();
     int64_t w = 224, h = 168, M[NB] = {6, 2, 9};
     vlm_session *alone[NB], *together[NB];
+    logits_log lg_alone[NB], lg_together[NB];
     for (int k = 0; k < NB; k++) {
-        vlm_policy p;
-        vlm_policy_default(e, &p);
-        p.vision_window = 2;
-        p.text_rounds = 3;
-        p.prev_sink = 4;
-        p.prev_window = 8;
-        p.max_new_tokens = M[k];
+        vlm_policy p = small_windows(e, M[k]);
         alone[k] = tiny_session(e, &p, w, h);
         together[k] = tiny_session(e, &p, w, h);
+        log_logits(alone[k], &lg_alone[k], M[k] + 1);
+        log_logits(together[k], &lg_together[k], M[k] + 1);
     }
     vlm_batch *b = NULL;
     char err[VLM_ERR_LEN];
     ASSERT_MSG(vlm_batch_new(e, 4, &b, err) == 0, "%s", err);
     uint8_t *px = malloc((size_t)(NB * 2 * w * h * 3));
-    int64_t V = alone[0]->model->cfg.vocab;
-    float max_d = 0;
+    int64_t V = alone[0]->model->cfg.vocab, n_rows = 0;
+    float max_d = 0, max_abs = 0;
     for (int64_t i = 0; i < 10; i++) {
         vlm_frame f[NB][2];
         double t0[NB], t1[NB];
@@ -485,21 +513,94 @@ static void test_batch_matches_sequential(void) {
                 ASSERT_EQ_INT(t->ids[j], a->ids[j]);
                 ASSERT_EQ_INT(t->roles[j], a->roles[j]);
             }
-            for (int64_t j = 0; j < V; j++) {
-                float d = fabsf(t->logits[j] - a->logits[j]);
-                ASSERT_MSG(d <= 1e-4f, "stream %d chunk %lld logit %lld: %g vs %g", k,
-                           (long long)i, (long long)j, t->logits[j], a->logits[j]);
+            /* every step's logits: the prefill's row, then one per decode step */
+            ASSERT_EQ_INT(lg_together[k].rows, lg_alone[k].rows);
+            ASSERT_EQ_INT(lg_alone[k].rows, want[k].n_generated);
+            for (int64_t j = 0; j < V * lg_alone[k].rows; j++) {
+                float x = lg_together[k].row[j], y = lg_alone[k].row[j], d = fabsf(x - y);
+                ASSERT_MSG(d <= 1e-4f, "stream %d chunk %lld step %lld logit %lld: %g vs %g", k,
+                           (long long)i, (long long)(j / V), (long long)(j % V), x, y);
                 max_d = d > max_d ? d : max_d;
+                max_abs = fabsf(y) > max_abs ? fabsf(y) : max_abs;
             }
+            n_rows += lg_alone[k].rows;
             check_shape(t);
         }
     }
-    printf("batched vs alone: last logits rows within %.3g\n", max_d);
+    ASSERT(max_abs > 0); /* the rows were written */
+    printf("batched vs alone: %lld logits rows within %.3g (largest |logit| %.3g)\n",
+           (long long)n_rows, max_d, max_abs);
     free(px);
     vlm_batch_free(b);
     for (int k = 0; k < NB; k++) {
         vlm_session_free(alone[k]);
         vlm_session_free(together[k]);
+        free(lg_alone[k].row);
+        free(lg_together[k].row);
+    }
+    vlm_engine_free(e);
+}
+
+/* A session whose backend draws its tokens (the SAMPLE op, what a GPU runs) says what
+ * the same session drawing on the host says, token for token: greedy with a repetition
+ * penalty, and top-k/top-p sampling from the same seed (the same uniform draws feed
+ * both).  Also in a batch. */
+static void test_session_backend_draw_matches_host(void) {
+    vlm_engine *e = load_tiny();
+    int64_t w = 224, h = 168;
+    for (int sampled = 0; sampled < 2; sampled++) {
+        vlm_policy p = small_windows(e, 8);
+        p.greedy = !sampled;
+        p.repetition_penalty = sampled ? 1.05f : 1.3f;
+        p.temperature = 0.9f;
+        p.top_k = 50;
+        p.top_p = 0.95f;
+        p.seed = 7;
+        vlm_session *dev = tiny_session(e, &p, w, h), *host = tiny_session(e, &p, w, h);
+        vlm_session *dev_b = tiny_session(e, &p, w, h), *host_b = tiny_session(e, &p, w, h);
+        ASSERT(dev->backend_draws && dev_b->backend_draws);
+        host->backend_draws = host_b->backend_draws = false;
+        vlm_batch *b = NULL;
+        char err[VLM_ERR_LEN];
+        ASSERT_MSG(vlm_batch_new(e, 2, &b, err) == 0, "%s", err);
+        uint8_t *px = malloc((size_t)(2 * w * h * 3));
+        int distinct = 0;
+        char first[VLM_TEXT_MAX] = "";
+        for (int64_t i = 0; i < 12; i++) {
+            vlm_chunk_result rd, rh, rb[2];
+            push(dev, px, w, h, i, &rd);
+            push(host, px, w, h, i, &rh);
+            ASSERT_MSG(!strcmp(rd.text, rh.text), "%s chunk %lld: backend '%s', host '%s'",
+                       sampled ? "sampled" : "greedy", (long long)i, rd.text, rh.text);
+            ASSERT_EQ_INT(rd.n_generated, rh.n_generated);
+            ASSERT_EQ_INT(dev->n, host->n);
+            for (int64_t j = 0; j < dev->n; j++) ASSERT_EQ_INT(dev->ids[j], host->ids[j]);
+            vlm_session *both[2] = {dev_b, host_b};
+            vlm_frame f[2][2];
+            double t0[2] = {(double)i, (double)i}, t1[2] = {i + 1.0, i + 1.0};
+            int rcs[2];
+            char errs[2][VLM_ERR_LEN];
+            make_frame(px, w, h, 2 * i);
+            make_frame(px + w * h * 3, w, h, 2 * i + 1);
+            for (int k = 0; k < 2; k++) {
+                f[k][0] = (vlm_frame){px, w, h, 3 * w};
+                f[k][1] = (vlm_frame){px + w * h * 3, w, h, 3 * w};
+            }
+            ASSERT_MSG(vlm_batch_push_chunks(b, both, 2, (const vlm_frame(*)[2])f, t0, t1, rb,
+                                             rcs, errs) == 0, "%s / %s", errs[0], errs[1]);
+            ASSERT_MSG(!strcmp(rb[0].text, rd.text) && !strcmp(rb[1].text, rd.text),
+                       "chunk %lld in a batch: '%s' and '%s', alone '%s'", (long long)i,
+                       rb[0].text, rb[1].text, rd.text);
+            if (i == 0) snprintf(first, sizeof first, "%s", rd.text);
+            else distinct += strcmp(first, rd.text) != 0;
+        }
+        ASSERT_MSG(distinct > 0, "every chunk said '%s'", first);
+        free(px);
+        vlm_batch_free(b);
+        vlm_session_free(dev);
+        vlm_session_free(host);
+        vlm_session_free(dev_b);
+        vlm_session_free(host_b);
     }
     vlm_engine_free(e);
 }
@@ -595,6 +696,7 @@ int main(int argc, char **argv) {
         {"session_malformed_tokenizer", test_session_malformed_tokenizer},
         {"batch_matches_sequential", test_batch_matches_sequential},
         {"batch_errors_and_no_allocation", test_batch_errors_and_no_allocation},
+        {"session_backend_draw_matches_host", test_session_backend_draw_matches_host},
         {0},
     };
     return test_main(argc, argv, tests);

@@ -229,7 +229,8 @@ int main(int argc, char **argv) {
      * not filled (only the time is measured). */
     enum { MAXB = 32 };
     int batch_n[8], n_batch_sizes = 0, rt_streams = 0;
-    double batch_p50[8], batch_p99[8], batch_step[8];
+    double batch_p50[8], batch_p99[8], batch_step[8], graph_cmp[4][2];
+    int graph_cmp_b[4], n_graph_cmp = 0;
     {
         vlm_ctx *cs[MAXB] = {0}, *bc = NULL;
         int32_t toks[MAXB];
@@ -280,6 +281,32 @@ int main(int argc, char **argv) {
                    "(max of %d); batched decode step %.3f ms\n", B, p50, p99, sreps,
                    dec / sreps);
         }
+        /* the batched step alone, op by op against recorded as a graph (one key per
+         * batch size), for the batch sizes the contexts allow */
+        for (int B = 4; B <= have; B *= 2) {
+            double t[2];
+            for (int g = 0; g < 2; g++) {
+                vlm_cuda_set_graphs(m->be, g == 1);
+                for (int k = 0; k < B; k++) cs[k]->n_cached = cache + CHUNK_TOKENS;
+                double s = bench_now_ms();
+                for (int st = 0; st < steps; st++) {
+                    for (int k = 0; k < B; k++) ps[k] = (float)cs[k]->n_cached;
+                    if (vlm_llm_decode_batch(bc, cs, toks, ps, B, NULL))
+                        return fail("batched decode", m->be);
+                    for (int k = 0; k < B; k++)
+                        if (draw(cs[k], bc, k, &toks[k])) return fail("drawing", m->be);
+                }
+                t[g] = (bench_now_ms() - s) / steps;
+            }
+            printf("batched decode step, %2d streams: op by op %.3f ms, as a graph %.3f ms\n", B,
+                   t[0], t[1]);
+            if (n_graph_cmp < 4) {
+                graph_cmp_b[n_graph_cmp] = B;
+                graph_cmp[n_graph_cmp][0] = t[0];
+                graph_cmp[n_graph_cmp++][1] = t[1];
+            }
+        }
+        vlm_cuda_set_graphs(m->be, graphs);
         for (int k = 0; k < have; k++) vlm_ctx_free(cs[k]);
         vlm_ctx_free(bc);
     }
@@ -353,6 +380,12 @@ int main(int argc, char **argv) {
         snprintf(val, sizeof val, "%.0f / %.0f ms", batch_p50[k], batch_p99[k]);
         snprintf(extra, sizeof extra, "step %.2f ms", batch_step[k]);
         printf(fmt, l, val, "", extra);
+    }
+    for (int k = 0; k < n_graph_cmp; k++) {
+        char l[64], val[32];
+        snprintf(l, sizeof l, "batched step, %d streams: op by op / graph", graph_cmp_b[k]);
+        snprintf(val, sizeof val, "%.2f / %.2f ms", graph_cmp[k][0], graph_cmp[k][1]);
+        printf(fmt, l, val, "", "");
     }
     printf("(decode steps %s; op by op %.3f ms/token, as a graph %.3f ms/token)\n",
            graphs ? "as CUDA graphs" : "op by op", decode_ops_ms, decode_graph_ms);

@@ -203,7 +203,17 @@ static const char *cuda_last_error(vlm_backend *be) {
  * each step is captured again, but cudaGraphExecUpdate patches the graph made for the
  * same key in place, which costs far less than instantiating it; only a change of
  * shape (another key, a kernel more or less) instantiates anew.  Relaxed capture: the
- * decode kernel's one-time occupancy query may happen inside it. */
+ * decode kernel's one-time occupancy query may happen inside it.  A recording that
+ * cannot be made a graph is not fatal: nothing of it ran, graphs go off, and the caller
+ * issues the step again op by op (VLM_EAGAIN). */
+
+/* Recording failed in a way that leaves the device usable: stop recording steps. */
+static void graphs_off(cuda_ctx *cx, const char *what, cudaError_t e) {
+    vlm__log(VLM_LOG_WARN, "backend cuda: %s: %s; decode steps run op by op from now on", what,
+             cudaGetErrorString(e));
+    cx->graphs = false;
+}
+
 static int cuda_graph_begin(vlm_backend *be, int64_t key) {
     cuda_ctx *cx = ctx_of(be);
     if (!cx->graphs) return 0;
@@ -211,7 +221,12 @@ static int cuda_graph_begin(vlm_backend *be, int64_t key) {
     if (rc) return rc;
     if (cx->capturing)
         return cuda_error(cx, VLM_EINVAL, "graph_begin: a step is being recorded already");
-    CUDA_TRY(cudaStreamBeginCapture(cx->stream, cudaStreamCaptureModeRelaxed));
+    cudaError_t e = cudaStreamBeginCapture(cx->stream, cudaStreamCaptureModeRelaxed);
+    if (e != cudaSuccess) { /* not fatal: the ops run as issued from now on */
+        (void)cudaGetLastError();
+        graphs_off(cx, "cudaStreamBeginCapture", e);
+        return 0;
+    }
     cx->capturing = true;
     cx->capture_key = key;
     return 0;
@@ -253,7 +268,12 @@ static int cuda_graph_end(vlm_backend *be, bool abort) {
         if (e != cudaSuccess) (void)cudaGetLastError();
         return 0;
     }
-    CUDA_TRY(e);
+    if (e != cudaSuccess) { /* nothing of the step ran: the caller issues it again */
+        (void)cudaGetLastError();
+        if (graph) cudaGraphDestroy(graph);
+        graphs_off(cx, "cudaStreamEndCapture", e);
+        return VLM_EAGAIN;
+    }
     cuda_graph_slot *g = graph_slot(cx, cx->capture_key);
     g->used = ++cx->graph_clock;
     if (g->exec) {
@@ -269,9 +289,11 @@ static int cuda_graph_end(vlm_backend *be, bool abort) {
     if (!g->exec) {
         e = cudaGraphInstantiate(&g->exec, graph, 0);
         if (e != cudaSuccess) {
+            (void)cudaGetLastError();
             g->exec = NULL;
             cudaGraphDestroy(graph);
-            CUDA_TRY(e);
+            graphs_off(cx, "cudaGraphInstantiate", e);
+            return VLM_EAGAIN;
         }
         cx->graph_builds++;
     }

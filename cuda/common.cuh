@@ -23,8 +23,10 @@ extern "C" {
 #include "backend.h"
 }
 
-/* step graphs kept at once: single decode plus batched decode at a few batch sizes */
-#define CUDA_GRAPH_SLOTS 8
+/* step graphs kept at once: single decode and batched decode at every batch size up to
+ * 32 (sessions finish a chunk at different steps, so the batch shrinks step by step,
+ * the same sizes every second) */
+#define CUDA_GRAPH_SLOTS 34
 
 /* attention implementation, from VLM_CUDA_ATTN at creation (a debugging switch) */
 enum { CUDA_ATTN_AUTO = 0, CUDA_ATTN_SIMT = 1 };

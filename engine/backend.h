@@ -126,7 +126,10 @@ typedef struct vlm_backend_i {
      * ops issued are recorded, not run; graph_end runs them as one graph, or discards
      * them when abort is set.  key names the shape of the recorded step (the same key,
      * the same sequence of ops with other sizes and addresses), so the backend can
-     * update a graph it made before instead of building one.  No set/get in between. */
+     * update a graph it made before instead of building one.  No set/get in between.
+     * graph_end returns VLM_EAGAIN when no graph could be made of the recording: nothing
+     * of it ran, the backend stops recording from then on, and the caller issues the
+     * step again op by op. */
     int (*graph_begin)(vlm_backend *be, int64_t key);
     int (*graph_end)(vlm_backend *be, bool abort);
 } vlm_backend_i;

@@ -112,6 +112,16 @@ static int graph_end(vlm_backend *be, int rc) {
     return rc ? rc : rc_end;
 }
 
+/* A decode step, recorded as one graph on backends that have them; when the backend
+ * could make no graph of it (VLM_EAGAIN: nothing ran), issued again op by op. */
+#define RUN_AS_GRAPH(be, key, step)                                                        \
+    do {                                                                                   \
+        int rc_ = vlm_backend_graph_begin(be, key);                                        \
+        if (!rc_) rc_ = graph_end(be, step);                                               \
+        if (rc_ == VLM_EAGAIN) rc_ = step;                                                 \
+        if (rc_) return rc_;                                                               \
+    } while (0)
+
 int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
                     const int32_t *vis_slots, int64_t n_vis, vlm_tensor vis, int64_t n_logits,
                     float *logits_out) {
@@ -161,11 +171,8 @@ int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
 
     /* a decode step runs as one backend graph where the backend has them (not while
      * tracing: the trace reads results in the middle) */
-    bool graph = n == 1 && n_vis == 0 && !c->trace;
-    if (graph) TRY(vlm_backend_graph_begin(be, 1));
-    int rc = decoder(c, n, n_logits);
-    if (graph) rc = graph_end(be, rc);
-    if (rc) return rc;
+    if (n == 1 && n_vis == 0 && !c->trace) RUN_AS_GRAPH(be, 1, decoder(c, n, n_logits));
+    else TRY(decoder(c, n, n_logits));
     c->n_cached += n;
     if (n_logits > 0 && logits_out)
         TRY(vlm_backend_get(be, logits_out, vlm_tensor_rows(c->logits, 0, n_logits)));
@@ -280,9 +287,7 @@ int vlm_llm_decode_batch(vlm_ctx *b, vlm_ctx *const *cs, const int32_t *ids, con
     for (int64_t i = 0; i < n; i++) b->h_slots[i] = (int32_t)cs[i]->n_cached;
     TRY(vlm_backend_set(be, dst, b->h_slots));
 
-    TRY(vlm_backend_graph_begin(be, 2 + n)); /* the step's shape: n contexts */
-    int rc = decode_layers(b, cs, n);
-    if ((rc = graph_end(be, rc))) return rc;
+    RUN_AS_GRAPH(be, 2 + n, decode_layers(b, cs, n)); /* the step's shape: n contexts */
     for (int64_t i = 0; i < n; i++) cs[i]->n_cached++;
 
     for (int64_t i = 0; logits_out && i < n; i++)

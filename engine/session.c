@@ -356,27 +356,39 @@ static int logits_ready(vlm_session *s, vlm_tensor row, int64_t index) {
     return 0;
 }
 
-/* The next token from the current logits row: drawn by the backend where the policy
- * fits its SAMPLE op, else (or when too many ids tie for it) by the host sampler, with
- * the same uniform draw either way. */
-static int draw_token(vlm_session *s, int32_t *tok) {
+/* Step 6a, the next token's draw begun: the uniform draw taken from the seeded
+ * sequence and, where the policy fits the backend's SAMPLE op, the op issued (not
+ * waited for, so a batch issues every session's draw before the first wait). */
+static int draw_begin(vlm_session *s, char *err) {
     vlm_ctx *c = s->ctx;
     vlm_sampler *sp = &s->sampler;
-    double u = sp->greedy ? 0.0 : vlm_sampler_next_u(sp);
+    s->draw_u = sp->greedy ? 0.0 : vlm_sampler_next_u(sp);
+    s->draw_issued = false;
+    if (!s->backend_draws) return 0;
+    bool penalty = sp->repetition_penalty != 1.0f;
+    int rc = vlm_sample(c->be, c->token, s->lrow, penalty ? &c->seen : NULL, sp->greedy,
+                        (int32_t)sp->top_k, sp->temperature, sp->top_p, sp->repetition_penalty,
+                        s->draw_u);
+    if (rc)
+        return vlm__errf(err, rc, "chunk %lld: drawing token %lld failed: %s",
+                         (long long)s->chunk, (long long)s->n_gen,
+                         vlm_backend_last_error(c->be));
+    s->draw_issued = true;
+    return 0;
+}
+
+/* Step 6b, the drawn token: the backend's, or the host sampler's with the same uniform
+ * draw when the backend does not draw for this policy or refused (too many ties). */
+static int draw_end(vlm_session *s, int32_t *tok) {
+    vlm_ctx *c = s->ctx;
+    vlm_sampler *sp = &s->sampler;
     int rc;
     *tok = -1;
-    if (s->backend_draws) {
-        bool penalty = sp->repetition_penalty != 1.0f;
-        if ((rc = vlm_sample(c->be, c->token, s->lrow, penalty ? &c->seen : NULL, sp->greedy,
-                             (int32_t)sp->top_k, sp->temperature, sp->top_p,
-                             sp->repetition_penalty, u)) ||
-            (rc = vlm_backend_get(c->be, tok, c->token)))
-            return rc;
-        if (*tok >= 0) return 0;
-    }
+    if (s->draw_issued && (rc = vlm_backend_get(c->be, tok, c->token))) return rc;
+    if (*tok >= 0) return 0;
     if (!s->logits_on_host && (rc = vlm_backend_get(c->be, s->logits, s->lrow))) return rc;
     s->logits_on_host = false; /* the sampler rewrites it */
-    *tok = vlm_sampler_sample_at(sp, s->logits, u);
+    *tok = vlm_sampler_sample_at(sp, s->logits, s->draw_u);
     if (s->backend_draws && sp->repetition_penalty != 1.0f) { /* as the op would have */
         uint8_t one = 1;
         return vlm_backend_set(c->be, vlm_tensor_rows(c->seen, *tok, 1), &one);
@@ -469,13 +481,13 @@ static int chunk_begin(vlm_session *s, const vlm_frame frames[2], double t_start
     return 0;
 }
 
-/* Step 6, one token: draw it from the current logits row and append it.  Returns 1
- * when the token must be forwarded for the next logits row (its position in *pos), 0
- * when the chunk's generation is over, < 0 on an error. */
+/* Step 6, one token: the draw draw_begin started, appended.  Returns 1 when the token
+ * must be forwarded for the next logits row (its position in *pos), 0 when the chunk's
+ * generation is over, < 0 on an error. */
 static int chunk_sample(vlm_session *s, int32_t *tok, float *pos, char *err) {
     int32_t r = (int32_t)s->chunk;
     int32_t g;
-    int rc = draw_token(s, &g);
+    int rc = draw_end(s, &g);
     if (rc)
         return vlm__errf(err, rc, "chunk %lld: drawing token %lld failed: %s",
                          (long long)s->chunk, (long long)s->n_gen,
@@ -535,7 +547,7 @@ int vlm_session_push_chunk(vlm_session *s, const vlm_frame frames[2], double t_s
     double td = now_ms();
     int32_t g;
     float p;
-    while ((rc = chunk_sample(s, &g, &p, err)) == 1) {
+    while (!(rc = draw_begin(s, err)) && (rc = chunk_sample(s, &g, &p, err)) == 1) {
         float p3[3] = {p, p, p};
         if ((rc = vlm_llm_forward(s->ctx, &g, 1, p3, NULL, 0, s->ctx->vout, 1, NULL)))
             return vlm__errf(err, rc, "chunk %lld: decode step %lld failed: %s",
@@ -637,8 +649,12 @@ int vlm_batch_push_chunks(vlm_batch *b, vlm_session *const *ss, int64_t n,
     double td = now_ms();
     while (n_live > 0) {
         int64_t m = 0;
+        for (int64_t k = 0; k < n_live; k++) /* every draw issued before the first wait */
+            if ((rcs[b->live[k]] = draw_begin(ss[b->live[k]], errs[b->live[k]])))
+                b->live[k] = -1;
         for (int64_t k = 0; k < n_live; k++) {
             int64_t i = b->live[k];
+            if (i < 0) continue;
             int rc = chunk_sample(ss[i], &b->toks[m], &b->pos[m], errs[i]);
             if (rc < 0) rcs[i] = rc;
             if (rc != 1) continue;

@@ -125,6 +125,8 @@ struct vlm_session {
     vlm_tensor lrow;          /* the current logits row in backend memory */
     bool logits_on_host;      /* lrow has been copied to logits */
     bool backend_draws;       /* the backend's SAMPLE op draws tokens (the policy fits it) */
+    bool draw_issued;         /* this step's SAMPLE op is issued (draw_begin) */
+    double draw_u;            /* this step's uniform draw */
     int32_t *gen;             /* generated ids of this chunk [M] */
     int64_t n_gen;
     char *text_buf;           /* decode buffer */

@@ -22,7 +22,8 @@
     X(ENOTFOUND, -6, "not found")                                                          \
     X(EBACKEND, -7, "backend failure")                                                     \
     X(ERANGE, -8, "out of range")                                                          \
-    X(EFULL, -9, "capacity exceeded")
+    X(EFULL, -9, "capacity exceeded")                                                      \
+    X(EAGAIN, -10, "not run; run it again")
 
 enum {
     VLM_OK = 0,

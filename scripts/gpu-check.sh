@@ -3,6 +3,7 @@
 # builds with CUDA, runs the CUDA-vs-CPU parity tests (and, where compute-sanitizer
 # works, memcheck/racecheck on the small cases), `commentary check --backend cuda` on
 # every fixture (the stream fixtures a second time with decode steps as CUDA graphs),
+# the engine's batch and draw tests on the GPU with graphs off and on,
 # then the Qwen2.5-VL-7B benchmark (random bf16 weights made in memory),
 # and prints a short summary table last.  Meant to finish in under 5 minutes; every step
 # has its own time limit and a failed step does not stop the later ones.
@@ -16,7 +17,7 @@
 # With the device tool: run `bash scripts/gpu-check.sh` with carry [".gpudeps"] when
 # that folder was fetched.  Everything goes to stdout; when $OUT is set, the full log
 # and the key outputs are copied there too (gpu-check.log, build.txt, backend-ops.txt,
-# checks.txt, bench.txt, sanitizer.txt, summary.txt).  When 'make all' fails (the
+# checks.txt, engine.txt, bench.txt, sanitizer.txt, summary.txt).  When 'make all' fails (the
 # daemon's libraries — libuv, lws, GStreamer — may be missing there) the script builds
 # the engine, test-backend-ops, bench-gpu and a `commentary` without `run` by hand.
 # Environment: JOBS (make -j, default nproc), BENCH_DIMS (7b | 3b, default 7b),
@@ -98,8 +99,11 @@ else
     CFL="-O2 -g -std=c11 -D_GNU_SOURCE -pthread -Iengine -I. -DVLM_HAVE_CUDA=1 -DUTF8PROC_EXPORTS"
     mkdir -p build/bin build/tests build/bench
     printf '#include "cli.h"\n#include <stdio.h>\nint cmd_run(int argc, char **argv) {\n    (void)argc; (void)argv;\n    fprintf(stderr, "run: not in this build\\n");\n    return 2;\n}\n' >"$LOG/run_stub.c"
+    # the tiny model the engine tests load (numpy only; the tests skip without it)
+    timeout 60 make build/models/tiny-random/model.safetensors >>"$LOG/build.txt" 2>&1
     if timeout 240 make -j"$JOBS" build/lib/libvlm.a >>"$LOG/build.txt" 2>&1 &&
        cc $CFL -Itests -o build/tests/test-backend-ops tests/test-backend-ops.c build/lib/libvlm.a $LIBS -lm $CUDA_LIBS &&
+       cc $CFL -Itests -o build/tests/test-engine-session tests/test-engine-session.c build/lib/libvlm.a $LIBS -lm -ldl $CUDA_LIBS &&
        cc $CFL -o build/bench/bench-gpu bench/bench-gpu.c build/lib/libvlm.a $LIBS -lm $CUDA_LIBS &&
        cc $CFL -Icli -o build/bin/commentary cli/commentary.c cli/cmd-check.c cli/cmd-check-stream.c \
            cli/cmd-tokenize.c cli/refs.c "$LOG/run_stub.c" build/lib/libvlm.a $LIBS -lm $CUDA_LIBS \
@@ -163,6 +167,23 @@ for f in tests/fixtures/stream/*/; do check "${f%/}" model-bf16; done
 unset VLM_CUDA_GRAPHS
 if [ $bad = 0 ]; then note "... with CUDA graphs (VLM_CUDA_GRAPHS=1)" "ok: $nf fixtures"
 else note "... with CUDA graphs (VLM_CUDA_GRAPHS=1)" "FAIL: $bad of $nf fixtures"; FAILED=1; fi
+
+step "the engine's batch and draw tests on the GPU (TEST_BACKEND=cuda), graphs off and on"
+: >"$LOG/engine.txt"
+bad=0; nt=0
+for g in 0 1; do
+    for t in batch_matches_sequential session_backend_draws_and_graphs; do
+        VLM_CUDA_GRAPHS=$g TEST_BACKEND=cuda timeout 120 build/tests/test-engine-session $t \
+            >>"$LOG/engine.txt" 2>&1
+        rc=$?
+        nt=$((nt + 1))
+        echo "  VLM_CUDA_GRAPHS=$g $t: exit $rc"
+        [ $rc = 0 ] || bad=$((bad + 1))
+    done
+done
+grep -a -E '^(PASS|FAIL|SKIP)|within|mode [0-9]' "$LOG/engine.txt" | head -n 20
+if [ $bad = 0 ]; then note "engine batch/draw tests on the GPU (graphs off, on)" "ok: $nt runs"
+else note "engine batch/draw tests on the GPU (graphs off, on)" "FAIL: $bad of $nt"; FAILED=1; fi
 
 # ---- 4. benchmark -------------------------------------------------------------------
 step "bench-gpu --dims ${BENCH_DIMS:-7b} (random bf16 weights; most of the time is making them)"

@@ -51,7 +51,9 @@ static vlm_engine *load_tiny(void) {
         SKIP("%s missing (make builds it with scripts/make-tiny-model.py)", TINY);
     vlm_engine *e = NULL;
     char err[VLM_ERR_LEN];
-    vlm_engine_params ep = {.backend = "cpu", .n_threads = 1};
+    /* TEST_BACKEND=cuda: the batch and draw tests on a GPU (scripts/gpu-check.sh) */
+    const char *be = getenv("TEST_BACKEND");
+    vlm_engine_params ep = {.backend = be && *be ? be : "cpu", .n_threads = 1};
     ASSERT_MSG(vlm_engine_load(TINY, &ep, &e, err) == 0, "%s", err);
     return e;
 }
@@ -436,10 +438,6 @@ static void batch_frames(uint8_t *px, int64_t w, int64_t h, int64_t k, int64_t i
     f[1] = (vlm_frame){px + w * h * 3, w, h, 3 * w};
 }
 
-/* Three streams with different pictures and different max_new_tokens (so they stop
- * decoding at different steps), eviction running: pushed together, each says exactly
- * what it says alone, its retained sequence is the same and its last logits row agrees
- * (the batched products round differently, so 1e-4, not bit-equal). */
 /* Every logits row of a chunk, kept by the check hook (which has the session copy each
  * row to the host; without a hook the rows stay where the backend computed them). */
 typedef struct logits_log {
@@ -465,6 +463,10 @@ static void log_logits(vlm_session *s, logits_log *lg, int64_t max_rows) {
     s->hook_user = lg;
 }
 
+/* Three streams with different pictures and different max_new_tokens (so they stop
+ * decoding at different steps), eviction running: pushed together, each says exactly
+ * what it says alone, its retained sequence is the same and every step's logits row
+ * agrees (the batched products may round differently, so 1e-4, not bit-equal). */
 static void test_batch_matches_sequential(void) {
     vlm_engine *e = load_tiny();
     int64_t w = 224, h = 168, M[NB] = {6, 2, 9};
@@ -541,68 +543,174 @@ static void test_batch_matches_sequential(void) {
     vlm_engine_free(e);
 }
 
-/* A session whose backend draws its tokens (the SAMPLE op, what a GPU runs) says what
- * the same session drawing on the host says, token for token: greedy with a repetition
- * penalty, and top-k/top-p sampling from the same seed (the same uniform draws feed
- * both).  Also in a batch. */
-static void test_session_backend_draw_matches_host(void) {
-    vlm_engine *e = load_tiny();
-    int64_t w = 224, h = 168;
-    for (int sampled = 0; sampled < 2; sampled++) {
-        vlm_policy p = small_windows(e, 8);
-        p.greedy = !sampled;
-        p.repetition_penalty = sampled ? 1.05f : 1.3f;
-        p.temperature = 0.9f;
-        p.top_k = 50;
-        p.top_p = 0.95f;
-        p.seed = 7;
-        vlm_session *dev = tiny_session(e, &p, w, h), *host = tiny_session(e, &p, w, h);
-        vlm_session *dev_b = tiny_session(e, &p, w, h), *host_b = tiny_session(e, &p, w, h);
-        ASSERT(dev->backend_draws && dev_b->backend_draws);
-        host->backend_draws = host_b->backend_draws = false;
-        vlm_batch *b = NULL;
-        char err[VLM_ERR_LEN];
-        ASSERT_MSG(vlm_batch_new(e, 2, &b, err) == 0, "%s", err);
-        uint8_t *px = malloc((size_t)(2 * w * h * 3));
-        int distinct = 0;
-        char first[VLM_TEXT_MAX] = "";
-        for (int64_t i = 0; i < 12; i++) {
-            vlm_chunk_result rd, rh, rb[2];
-            push(dev, px, w, h, i, &rd);
-            push(host, px, w, h, i, &rh);
-            ASSERT_MSG(!strcmp(rd.text, rh.text), "%s chunk %lld: backend '%s', host '%s'",
-                       sampled ? "sampled" : "greedy", (long long)i, rd.text, rh.text);
-            ASSERT_EQ_INT(rd.n_generated, rh.n_generated);
-            ASSERT_EQ_INT(dev->n, host->n);
-            for (int64_t j = 0; j < dev->n; j++) ASSERT_EQ_INT(dev->ids[j], host->ids[j]);
-            vlm_session *both[2] = {dev_b, host_b};
-            vlm_frame f[2][2];
-            double t0[2] = {(double)i, (double)i}, t1[2] = {i + 1.0, i + 1.0};
-            int rcs[2];
-            char errs[2][VLM_ERR_LEN];
-            make_frame(px, w, h, 2 * i);
-            make_frame(px + w * h * 3, w, h, 2 * i + 1);
-            for (int k = 0; k < 2; k++) {
-                f[k][0] = (vlm_frame){px, w, h, 3 * w};
-                f[k][1] = (vlm_frame){px + w * h * 3, w, h, 3 * w};
-            }
-            ASSERT_MSG(vlm_batch_push_chunks(b, both, 2, (const vlm_frame(*)[2])f, t0, t1, rb,
-                                             rcs, errs) == 0, "%s / %s", errs[0], errs[1]);
-            ASSERT_MSG(!strcmp(rb[0].text, rd.text) && !strcmp(rb[1].text, rd.text),
-                       "chunk %lld in a batch: '%s' and '%s', alone '%s'", (long long)i,
-                       rb[0].text, rb[1].text, rd.text);
-            if (i == 0) snprintf(first, sizeof first, "%s", rd.text);
-            else distinct += strcmp(first, rd.text) != 0;
-        }
-        ASSERT_MSG(distinct > 0, "every chunk said '%s'", first);
-        free(px);
-        vlm_batch_free(b);
-        vlm_session_free(dev);
-        vlm_session_free(host);
-        vlm_session_free(dev_b);
-        vlm_session_free(host_b);
+/* ---- a backend that records decode steps as a device's graphs would ----
+ * It wraps the CPU backend: between graph_begin and graph_end the ops are kept, not
+ * run (a set, get or synchronize in between fails the test: a device cannot do them
+ * while recording), and graph_end runs them, or answers VLM_EAGAIN (no graph could be
+ * made) so the engine must issue the step again op by op.  It can also refuse every
+ * n-th SAMPLE (out = -1, as a device does when more ids tie than it takes), which
+ * sends the session to the host sampler. */
+enum { REC_REPLAY, REC_AGAIN };
+static struct {
+    const vlm_backend_i *inner;
+    vlm_backend_i iface;
+    int mode, refuse_every;
+    bool recording;
+    vlm_op ops[4096];
+    int64_t n_ops, n_steps, n_again, n_samples, n_refused;
+} rec;
+
+static int rec_compute(vlm_backend *be, const vlm_op *op) {
+    if (op->kind == VLM_OP_SAMPLE && rec.refuse_every && ++rec.n_samples % rec.refuse_every == 0) {
+        *(int32_t *)op->out.data = -1;
+        rec.n_refused++;
+        return 0;
     }
+    if (!rec.recording) return rec.inner->compute(be, op);
+    ASSERT_MSG(rec.n_ops < 4096, "a step of more than 4096 ops");
+    rec.ops[rec.n_ops++] = *op;
+    return 0;
+}
+
+static int rec_set(vlm_backend *be, void *dst, const void *src, size_t n) {
+    ASSERT_MSG(!rec.recording, "set while a step is being recorded");
+    return rec.inner->set(be, dst, src, n);
+}
+
+static int rec_get(vlm_backend *be, void *dst, const void *src, size_t n) {
+    ASSERT_MSG(!rec.recording, "get while a step is being recorded");
+    return rec.inner->get(be, dst, src, n);
+}
+
+static int rec_synchronize(vlm_backend *be) {
+    ASSERT_MSG(!rec.recording, "synchronize while a step is being recorded");
+    return rec.inner->synchronize(be);
+}
+
+static int rec_graph_begin(vlm_backend *be, int64_t key) {
+    (void)be;
+    ASSERT_MSG(!rec.recording, "graph_begin (key %lld) inside a recording", (long long)key);
+    rec.recording = true;
+    rec.n_ops = 0;
+    return 0;
+}
+
+static int rec_graph_end(vlm_backend *be, bool abort) {
+    ASSERT_MSG(rec.recording, "graph_end without graph_begin");
+    rec.recording = false;
+    if (abort) return 0;
+    rec.n_steps++;
+    if (rec.mode == REC_AGAIN) {
+        rec.n_again++;
+        return VLM_EAGAIN;
+    }
+    for (int64_t i = 0; i < rec.n_ops; i++) {
+        int rc = rec.inner->compute(be, &rec.ops[i]);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static void rec_wrap(vlm_backend *be) {
+    rec.inner = be->iface;
+    rec.iface = *be->iface;
+    rec.iface.compute = rec_compute;
+    rec.iface.set = rec_set;
+    rec.iface.get = rec_get;
+    rec.iface.synchronize = rec_synchronize;
+    rec.iface.graph_begin = rec_graph_begin;
+    rec.iface.graph_end = rec_graph_end;
+    be->iface = &rec.iface;
+}
+
+/* Sessions whose backend draws the tokens (the SAMPLE op, what a GPU runs) and records
+ * each decode step as a graph say what sessions drawing on the host, op by op, say:
+ * token for token, greedy with a repetition penalty and top-k/top-p sampling from the
+ * same seed (the same uniform draws feed both paths).  Also with every third draw
+ * refused (the host sampler takes over), with graphs that cannot be made (the step is
+ * issued again), and in a batch of two streams with different pictures and seeds, each
+ * against its own twin. */
+static void test_session_backend_draws_and_graphs(void) {
+    vlm_engine *ref_e = load_tiny(), *e = load_tiny();
+    rec_wrap(e->model->be);
+    int64_t w = 224, h = 168;
+    static const struct {
+        int mode, refuse_every;
+    } modes[] = {{REC_REPLAY, 0}, {REC_AGAIN, 3}, {REC_REPLAY, 2}};
+    for (int m = 0; m < 3; m++) {
+        rec.mode = modes[m].mode;
+        rec.refuse_every = modes[m].refuse_every;
+        rec.n_steps = rec.n_again = rec.n_refused = 0;
+        for (int sampled = 0; sampled < 2; sampled++) {
+            vlm_policy p = small_windows(e, 8);
+            p.greedy = !sampled;
+            p.repetition_penalty = sampled ? 1.05f : 1.3f;
+            p.temperature = 0.9f;
+            p.top_k = 50;
+            p.top_p = 0.95f;
+            /* twins: [0] alone, [1] and [2] in the batch; ref[k] draws on the host */
+            vlm_session *s[3], *ref[3];
+            for (int k = 0; k < 3; k++) {
+                p.seed = k == 2 ? 11 : 7;
+                s[k] = tiny_session(e, &p, w, h);
+                ref[k] = tiny_session(ref_e, &p, w, h);
+                ASSERT(s[k]->backend_draws);
+                ref[k]->backend_draws = false;
+            }
+            vlm_batch *b = NULL;
+            char err[VLM_ERR_LEN];
+            ASSERT_MSG(vlm_batch_new(e, 2, &b, err) == 0, "%s", err);
+            uint8_t *px = malloc((size_t)(2 * 2 * w * h * 3));
+            int distinct = 0, apart = 0;
+            char first[VLM_TEXT_MAX] = "";
+            for (int64_t i = 0; i < 10; i++) {
+                vlm_chunk_result got[3], want[3];
+                vlm_frame f[2][2];
+                double t0[2] = {(double)i, (double)i}, t1[2] = {i + 1.0, i + 1.0};
+                int rcs[2];
+                char errs[2][VLM_ERR_LEN];
+                for (int k = 0; k < 3; k++) { /* stream k % 2's pictures */
+                    batch_frames(px, w, h, k == 2, i, f[0]);
+                    ASSERT_MSG(vlm_session_push_chunk(ref[k], f[0], t0[0], t1[0], &want[k],
+                                                      err) == 0, "%s", err);
+                }
+                batch_frames(px, w, h, 0, i, f[0]);
+                ASSERT_MSG(vlm_session_push_chunk(s[0], f[0], t0[0], t1[0], &got[0], err) == 0,
+                           "%s", err);
+                batch_frames(px + 2 * w * h * 3, w, h, 1, i, f[1]);
+                ASSERT_MSG(vlm_batch_push_chunks(b, s + 1, 2, (const vlm_frame(*)[2])f, t0, t1,
+                                                 got + 1, rcs, errs) == 0,
+                           "%s / %s", errs[0], errs[1]);
+                for (int k = 0; k < 3; k++) {
+                    ASSERT_MSG(!strcmp(got[k].text, want[k].text),
+                               "mode %d, %s, session %d, chunk %lld: backend '%s', host '%s'", m,
+                               sampled ? "sampled" : "greedy", k, (long long)i, got[k].text,
+                               want[k].text);
+                    ASSERT_EQ_INT(s[k]->n, ref[k]->n);
+                    for (int64_t j = 0; j < s[k]->n; j++) ASSERT_EQ_INT(s[k]->ids[j], ref[k]->ids[j]);
+                }
+                apart += strcmp(got[1].text, got[2].text) != 0;
+                if (i == 0) snprintf(first, sizeof first, "%s", got[0].text);
+                else distinct += strcmp(first, got[0].text) != 0;
+            }
+            ASSERT_MSG(distinct > 0, "every chunk said '%s'", first);
+            ASSERT_MSG(apart > 0, "the batch's two streams always agree: a mix-up would pass");
+            free(px);
+            vlm_batch_free(b);
+            for (int k = 0; k < 3; k++) {
+                vlm_session_free(s[k]);
+                vlm_session_free(ref[k]);
+            }
+        }
+        ASSERT_MSG(rec.n_steps > 0, "mode %d: no decode step was recorded", m);
+        ASSERT_MSG(rec.mode != REC_AGAIN || rec.n_again == rec.n_steps, "mode %d", m);
+        ASSERT_MSG(!rec.refuse_every || rec.n_refused > 0, "mode %d: no draw refused", m);
+        printf("mode %d: %lld steps recorded, %lld issued again, %lld draws refused\n", m,
+               (long long)rec.n_steps, (long long)rec.n_again, (long long)rec.n_refused);
+    }
+    e->model->be->iface = rec.inner;
     vlm_engine_free(e);
+    vlm_engine_free(ref_e);
 }
 
 /* A bad chunk fails its own session only; misuse of the batch names the problem; in
@@ -696,7 +804,7 @@ int main(int argc, char **argv) {
         {"session_malformed_tokenizer", test_session_malformed_tokenizer},
         {"batch_matches_sequential", test_batch_matches_sequential},
         {"batch_errors_and_no_allocation", test_batch_errors_and_no_allocation},
-        {"session_backend_draw_matches_host", test_session_backend_draw_matches_host},
+        {"session_backend_draws_and_graphs", test_session_backend_draws_and_graphs},
         {0},
     };
     return test_main(argc, argv, tests);

@@ -85,6 +85,19 @@ static int chunk(bench *b, int steps) {
     return rc;
 }
 
+/* `steps` decode steps of B contexts in one forward each (their next tokens in toks),
+ * every token drawn on the device as the session draws it. */
+static int batched_steps(vlm_ctx *bc, vlm_ctx **cs, int B, int32_t *toks, int steps) {
+    float ps[64];
+    for (int st = 0; st < steps; st++) {
+        for (int k = 0; k < B; k++) ps[k] = (float)cs[k]->n_cached;
+        int rc = vlm_llm_decode_batch(bc, cs, toks, ps, B, NULL);
+        for (int k = 0; k < B && !rc; k++) rc = draw(cs[k], bc, k, &toks[k]);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 /* Decode ms/token at `at` cached tokens over `steps` steps, median of reps. */
 static double time_decode(bench *b, int64_t at, int steps, int reps, int *rc) {
     double ms[64];
@@ -234,7 +247,6 @@ int main(int argc, char **argv) {
     {
         vlm_ctx *cs[MAXB] = {0}, *bc = NULL;
         int32_t toks[MAXB];
-        float ps[MAXB];
         vlm_ctx_params sp = {.n_ctx = cache + CHUNK_TOKENS + steps, .n_batch = CHUNK_TOKENS,
                              .n_logits = 1, .n_patches = 0};
         vlm_ctx_params bp = {.n_ctx = MAXB, .n_batch = MAXB, .n_logits = MAXB, .n_patches = 0};
@@ -260,13 +272,7 @@ int main(int argc, char **argv) {
                         return fail("a stream's vision and prefill", m->be);
                 }
                 double sd = bench_now_ms();
-                for (int st = 0; st < steps; st++) {
-                    for (int k = 0; k < B; k++) ps[k] = (float)cs[k]->n_cached;
-                    if (vlm_llm_decode_batch(bc, cs, toks, ps, B, NULL))
-                        return fail("batched decode", m->be);
-                    for (int k = 0; k < B; k++)
-                        if (draw(cs[k], bc, k, &toks[k])) return fail("drawing", m->be);
-                }
+                if (batched_steps(bc, cs, B, toks, steps)) return fail("batched decode", m->be);
                 dec += (bench_now_ms() - sd) / steps;
                 sec[r] = bench_now_ms() - s;
             }
@@ -289,13 +295,7 @@ int main(int argc, char **argv) {
                 vlm_cuda_set_graphs(m->be, g == 1);
                 for (int k = 0; k < B; k++) cs[k]->n_cached = cache + CHUNK_TOKENS;
                 double s = bench_now_ms();
-                for (int st = 0; st < steps; st++) {
-                    for (int k = 0; k < B; k++) ps[k] = (float)cs[k]->n_cached;
-                    if (vlm_llm_decode_batch(bc, cs, toks, ps, B, NULL))
-                        return fail("batched decode", m->be);
-                    for (int k = 0; k < B; k++)
-                        if (draw(cs[k], bc, k, &toks[k])) return fail("drawing", m->be);
-                }
+                if (batched_steps(bc, cs, B, toks, steps)) return fail("batched decode", m->be);
                 t[g] = (bench_now_ms() - s) / steps;
             }
             printf("batched decode step, %2d streams: op by op %.3f ms, as a graph %.3f ms\n", B,

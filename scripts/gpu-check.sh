@@ -182,6 +182,7 @@ for g in 0 1; do
     done
 done
 grep -a -E '^(PASS|FAIL|SKIP)|within|mode [0-9]' "$LOG/engine.txt" | head -n 20
+[ $bad = 0 ] || grep -a -E '^tests/|error' "$LOG/engine.txt" | head -n 20
 if [ $bad = 0 ]; then note "engine batch/draw tests on the GPU (graphs off, on)" "ok: $nt runs"
 else note "engine batch/draw tests on the GPU (graphs off, on)" "FAIL: $bad of $nt"; FAILED=1; fi
 

@@ -218,6 +218,7 @@ __global__ void attn_combine_kernel(float *out, const float *part, int H, int D,
 
 #define FA_BM 64 /* query rows per block: 4 warps × 16 */
 #define FA_BN 64 /* keys per tile */
+static_assert(FA_BM <= FA_BN, "the Q tile is staged in the K tile's shared memory");
 #define FA_WARPS 4
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
@@ -456,12 +457,15 @@ static int launch_decode(cuda_ctx *cx, cudaStream_t stream, const vlm_op *op) {
     int64_t nk = op->src[1].ne[0];
     int H = (int)op->p.attention.n_head, KVH = (int)op->p.attention.n_kv_head;
     int D = (int)op->p.attention.head_dim;
-    /* one full wave of blocks, at least 64 keys per chunk, partials within the workspace */
+    /* one full wave of blocks, at most ceil(nk / 64) chunks, partials within the
+     * workspace */
     int &per_sm = cx->dec_blocks_per_sm[NT];
-    if (per_sm == 0)
+    if (per_sm == 0) {
         CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attn_decode_kernel<NT>,
                                                                DEC_WARPS * 32, 0));
-    int64_t n_split = ((int64_t)(per_sm > 0 ? per_sm : 1) * cx->n_sm + KVH - 1) / KVH;
+        if (per_sm < 1) per_sm = 1; /* asked once: 0 would mean "not asked yet" */
+    }
+    int64_t n_split = ((int64_t)per_sm * cx->n_sm + KVH - 1) / KVH;
     int64_t by_keys = (nk + 63) / 64, by_ws = cx->att_ws_floats / ((int64_t)H * (D + 2));
     if (n_split > by_keys) n_split = by_keys;
     if (n_split > by_ws) n_split = by_ws;

@@ -19,10 +19,13 @@
  *     later call returns VLM_EBACKEND with that message (the daemon then restarts).
  *     Bad row indices found by a kernel are reported by the next get/synchronize as
  *     VLM_ERANGE (a mapped host word, no extra copy).  Out of device memory in alloc()
- *     returns NULL with a message naming what was asked and what was free.
+ *     returns NULL with a message naming what was asked and what was free.  A failure
+ *     while a step is being recorded as a graph is not fatal (nothing ran): graphs go
+ *     off and the step is issued again (VLM_EAGAIN).
  *   - everything runs on one non-blocking stream; set() is an async copy from pageable
- *     memory (the driver stages it, so the caller may reuse its buffer at once); get()
- *     and synchronize() wait for the stream.
+ *     memory (the driver stages it before returning, so the caller may reuse its buffer
+ *     at once; sources must be pageable, never pinned); get() and synchronize() wait
+ *     for the stream.  The loader synchronizes once after the last weight.
  *   - decode steps may run as CUDA graphs (VLM_CUDA_GRAPHS=1; see cuda_graph_begin).
  * Not for: batching several streams (the engine batches: vlm_llm_decode_batch).
  * Thread: one caller at a time; each entry point selects the device first, so the
@@ -36,7 +39,7 @@
 #include "vlm_cuda.h"
 
 #define BLAS_WS_BYTES ((size_t)32 << 20)  /* cuBLAS' recommendation for Hopper */
-#define XBF_BYTES ((size_t)64 << 20)      /* x as bf16: [745, 18944] in one block */
+#define XBF_BYTES ((size_t)64 << 20)      /* x as bf16: [1771, 18944] in one block */
 #define ATT_WS_BYTES ((size_t)8 << 20)    /* split-K partials: 7B decode needs ~1 MB */
 
 static cuda_ctx *ctx_of(vlm_backend *be) {
@@ -44,6 +47,16 @@ static cuda_ctx *ctx_of(vlm_backend *be) {
 }
 
 int cuda_fail(cuda_ctx *cx, const char *file, int line, const char *expr, const char *msg) {
+    if (cx->capturing) {
+        /* a call refused while a step is being recorded (nothing ran, and such errors
+         * are not sticky): the step is discarded and issued again op by op, without
+         * graphs from now on */
+        (void)cudaGetLastError();
+        vlm__log(VLM_LOG_WARN, "backend cuda: %s:%d %s: %s while recording a step; decode "
+                 "steps run op by op from now on", file, line, expr, msg);
+        cx->graphs = false;
+        return VLM_EAGAIN;
+    }
     if (!cx->broken) { /* keep the first failure: later ones are its consequences */
         snprintf(cx->last_error, sizeof cx->last_error, "%s:%d %s: %s", file, line, expr, msg);
         vlm__log(VLM_LOG_ERROR, "backend cuda: %s; the backend is unusable from now on",
@@ -261,6 +274,7 @@ static int cuda_graph_end(vlm_backend *be, bool abort) {
     cuda_ctx *cx = ctx_of(be);
     if (!cx->capturing) return 0;
     cx->capturing = false;
+    cudaSetDevice(cx->device); /* the capture must end whatever state the context is in */
     cudaGraph_t graph = NULL;
     cudaError_t e = cudaStreamEndCapture(cx->stream, &graph);
     if (abort) { /* the step failed while recording: nothing of it runs */

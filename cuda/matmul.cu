@@ -111,7 +111,8 @@ bool cuda_matmul_supported(const cuda_ctx *cx, const vlm_op *op) {
     if (x.dtype != VLM_F32 || w.dtype != VLM_BF16) return false;
     if (b.data && b.dtype != VLM_BF16 && b.dtype != VLM_F32) return false;
     /* cuBLAS takes int dimensions; one row of x must fit the bf16 workspace */
-    return k <= cx->xbf_elems && k < INT32_MAX && w.ne[0] < INT32_MAX && x.ne[0] < INT32_MAX;
+    return k > 0 && k <= cx->xbf_elems && k < INT32_MAX && w.ne[0] < INT32_MAX &&
+           x.ne[0] < INT32_MAX;
 }
 
 template <int N>

@@ -230,6 +230,11 @@ static int load_weights(vlm_model *m, vlm_st_set *st, char *err) {
             rc = vlm__errf(err, rc, "%s: uploading '%s' to backend %s failed: %s", m->dir,
                            s->name, m->be->iface->name, vlm_backend_last_error(m->be));
     }
+    /* the copies are done (and any device error seen) before the staging memory and
+     * the mapped files go */
+    if (!rc && (rc = vlm_backend_synchronize(m->be)))
+        vlm__errf(err, rc, "%s: uploading the weights to backend %s failed: %s", m->dir,
+                  m->be->iface->name, vlm_backend_last_error(m->be));
     free(stage);
     free(found);
     free(l.v);
@@ -317,6 +322,8 @@ int vlm_model_new_random(const vlm_config *cfg, const vlm_model_params *params, 
         if ((rc = vlm_backend_set(m->be, *s->dst, stage)))
             vlm__errf(err, rc, "random model: upload failed: %s", vlm_backend_last_error(m->be));
     }
+    if (!rc && (rc = vlm_backend_synchronize(m->be)))
+        vlm__errf(err, rc, "random model: upload failed: %s", vlm_backend_last_error(m->be));
     free(vals);
     free(stage);
     free(l.v);

@@ -46,15 +46,18 @@ static cuda_ctx *ctx_of(vlm_backend *be) {
     return (cuda_ctx *)be->ctx;
 }
 
+/* Recording a step failed in a way that leaves the device usable (nothing ran, and
+ * such errors are not sticky): clear the error and stop recording steps. */
+static void graphs_off(cuda_ctx *cx, const char *what, const char *msg) {
+    (void)cudaGetLastError();
+    vlm__log(VLM_LOG_WARN, "backend cuda: %s: %s while recording a decode step; decode "
+             "steps run op by op from now on", what, msg);
+    cx->graphs = false;
+}
+
 int cuda_fail(cuda_ctx *cx, const char *file, int line, const char *expr, const char *msg) {
-    if (cx->capturing) {
-        /* a call refused while a step is being recorded (nothing ran, and such errors
-         * are not sticky): the step is discarded and issued again op by op, without
-         * graphs from now on */
-        (void)cudaGetLastError();
-        vlm__log(VLM_LOG_WARN, "backend cuda: %s:%d %s: %s while recording a step; decode "
-                 "steps run op by op from now on", file, line, expr, msg);
-        cx->graphs = false;
+    if (cx->capturing) { /* the step is discarded and issued again op by op */
+        graphs_off(cx, expr, msg);
         return VLM_EAGAIN;
     }
     if (!cx->broken) { /* keep the first failure: later ones are its consequences */
@@ -220,13 +223,6 @@ static const char *cuda_last_error(vlm_backend *be) {
  * cannot be made a graph is not fatal: nothing of it ran, graphs go off, and the caller
  * issues the step again op by op (VLM_EAGAIN). */
 
-/* Recording failed in a way that leaves the device usable: stop recording steps. */
-static void graphs_off(cuda_ctx *cx, const char *what, cudaError_t e) {
-    vlm__log(VLM_LOG_WARN, "backend cuda: %s: %s; decode steps run op by op from now on", what,
-             cudaGetErrorString(e));
-    cx->graphs = false;
-}
-
 static int cuda_graph_begin(vlm_backend *be, int64_t key) {
     cuda_ctx *cx = ctx_of(be);
     if (!cx->graphs) return 0;
@@ -236,8 +232,7 @@ static int cuda_graph_begin(vlm_backend *be, int64_t key) {
         return cuda_error(cx, VLM_EINVAL, "graph_begin: a step is being recorded already");
     cudaError_t e = cudaStreamBeginCapture(cx->stream, cudaStreamCaptureModeRelaxed);
     if (e != cudaSuccess) { /* not fatal: the ops run as issued from now on */
-        (void)cudaGetLastError();
-        graphs_off(cx, "cudaStreamBeginCapture", e);
+        graphs_off(cx, "cudaStreamBeginCapture", cudaGetErrorString(e));
         return 0;
     }
     cx->capturing = true;
@@ -283,9 +278,8 @@ static int cuda_graph_end(vlm_backend *be, bool abort) {
         return 0;
     }
     if (e != cudaSuccess) { /* nothing of the step ran: the caller issues it again */
-        (void)cudaGetLastError();
         if (graph) cudaGraphDestroy(graph);
-        graphs_off(cx, "cudaStreamEndCapture", e);
+        graphs_off(cx, "cudaStreamEndCapture", cudaGetErrorString(e));
         return VLM_EAGAIN;
     }
     cuda_graph_slot *g = graph_slot(cx, cx->capture_key);
@@ -303,10 +297,9 @@ static int cuda_graph_end(vlm_backend *be, bool abort) {
     if (!g->exec) {
         e = cudaGraphInstantiate(&g->exec, graph, 0);
         if (e != cudaSuccess) {
-            (void)cudaGetLastError();
             g->exec = NULL;
             cudaGraphDestroy(graph);
-            graphs_off(cx, "cudaGraphInstantiate", e);
+            graphs_off(cx, "cudaGraphInstantiate", cudaGetErrorString(e));
             return VLM_EAGAIN;
         }
         cx->graph_builds++;

@@ -75,8 +75,7 @@ sample_top_k_kernel(int32_t *out, const float *l, uint8_t *seen, int64_t V, floa
     __shared__ uint32_t s_prefix;
     __shared__ int64_t s_want;
     __shared__ int s_n;
-    __shared__ float cv[VLM_SAMPLE_MAX_CANDIDATES], sv[VLM_SAMPLE_MAX_CANDIDATES];
-    __shared__ int32_t ci[VLM_SAMPLE_MAX_CANDIDATES], si[VLM_SAMPLE_MAX_CANDIDATES];
+    __shared__ vlm_cand cand[VLM_SAMPLE_MAX_CANDIDATES], sorted[VLM_SAMPLE_MAX_CANDIDATES];
     int t = threadIdx.x, warp = t / 32;
     if (k > V) k = V;
 
@@ -118,10 +117,7 @@ sample_top_k_kernel(int32_t *out, const float *l, uint8_t *seen, int64_t V, floa
         float v = penalized_at(l, seen, i, penalty) / temperature;
         if (order_key(v) < prefix) continue;
         int slot = atomicAdd(&s_n, 1);
-        if (slot < VLM_SAMPLE_MAX_CANDIDATES) {
-            cv[slot] = v;
-            ci[slot] = (int32_t)i;
-        }
+        if (slot < VLM_SAMPLE_MAX_CANDIDATES) cand[slot] = vlm_cand{v, (int32_t)i};
     }
     __syncthreads();
     int n = s_n;
@@ -132,13 +128,13 @@ sample_top_k_kernel(int32_t *out, const float *l, uint8_t *seen, int64_t V, floa
     /* rank sort into candidate order (ids are distinct, so ranks are too) */
     for (int j = t; j < n; j += SAMPLE_THREADS) {
         int rank = 0;
-        for (int m = 0; m < n; m++) rank += vlm__cand_before(cv[m], ci[m], cv[j], ci[j]);
-        sv[rank] = cv[j];
-        si[rank] = ci[j];
+        for (int m = 0; m < n; m++)
+            rank += vlm__cand_before(cand[m].v, cand[m].id, cand[j].v, cand[j].id);
+        sorted[rank] = cand[j];
     }
     __syncthreads();
     if (t == 0) {
-        int32_t tok = vlm__sample_draw(sv, si, n, top_p, u);
+        int32_t tok = vlm__sample_draw(sorted, n, top_p, u);
         if (seen) seen[tok] = 1;
         *out = tok;
     }

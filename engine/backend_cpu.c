@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "sample_draw.h"
+#include "sampler.h"
 
 #define CPU_MAX_THREADS 64
 
@@ -332,70 +332,14 @@ static int cpu_set_rows(vlm_backend *be, const vlm_op *op) {
     return 0;
 }
 
-/* SAMPLE: the k best candidates in a heap whose root is the worst of them, then every
- * id at or above the k-th value sorted into candidate order, drawn by sample_draw.h as
- * the host sampler draws.  Stack scratch only (k is capped). */
-typedef struct sample_cand {
-    float v;
-    int32_t id;
-} sample_cand;
-
-static void cand_sift(sample_cand *h, int64_t n, int64_t i) {
-    for (;;) {
-        int64_t c = 2 * i + 1, w = i;
-        for (int64_t k = c; k < c + 2 && k < n; k++)
-            if (vlm__cand_before(h[w].v, h[w].id, h[k].v, h[k].id)) w = k;
-        if (w == i) return;
-        sample_cand t = h[i];
-        h[i] = h[w];
-        h[w] = t;
-        i = w;
-    }
-}
-
-static float sample_value(const vlm_op *op, const float *l, const uint8_t *seen, int64_t i) {
-    return vlm__penalized(l[i], seen && seen[i], op->p.sample.penalty) /
-           op->p.sample.temperature;
-}
-
+/* SAMPLE: the host sampler's candidates and draw (sampler.c, sample_draw.h) on the
+ * row as it is; stack scratch only (k is capped). */
 static int32_t sample_top_k(const vlm_op *op, const float *l, const uint8_t *seen, int64_t V) {
-    sample_cand h[VLM_SAMPLE_MAX_CANDIDATES];
-    float val[VLM_SAMPLE_MAX_CANDIDATES];
-    int32_t id[VLM_SAMPLE_MAX_CANDIDATES];
-    int64_t k = op->p.sample.top_k, n = 0;
-    for (int64_t i = 0; i < V; i++) {
-        float v = sample_value(op, l, seen, i);
-        if (n < k) {
-            h[n++] = (sample_cand){v, (int32_t)i};
-            if (n == k)
-                for (int64_t j = k / 2 - 1; j >= 0; j--) cand_sift(h, k, j);
-        } else if (vlm__cand_before(v, (int32_t)i, h[0].v, h[0].id)) {
-            h[0] = (sample_cand){v, (int32_t)i};
-            cand_sift(h, k, 0);
-        }
-    }
-    if (n < k) /* fewer ids than k: all of them */
-        for (int64_t j = n / 2 - 1; j >= 0; j--) cand_sift(h, n, j);
-    float kth = h[0].v;
-    n = 0; /* every id at or above the k-th value: the heap's k plus any ties */
-    for (int64_t i = 0; i < V; i++) {
-        float v = sample_value(op, l, seen, i);
-        if (!(v >= kth)) continue;
-        if (n == VLM_SAMPLE_MAX_CANDIDATES) return -1;
-        h[n++] = (sample_cand){v, (int32_t)i};
-    }
-    for (int64_t j = n / 2 - 1; j >= 0; j--) cand_sift(h, n, j); /* heapsort: best first */
-    for (int64_t end = n - 1; end > 0; end--) {
-        sample_cand t = h[0];
-        h[0] = h[end];
-        h[end] = t;
-        cand_sift(h, end, 0);
-    }
-    for (int64_t i = 0; i < n; i++) {
-        val[i] = h[i].v;
-        id[i] = h[i].id;
-    }
-    return vlm__sample_draw(val, id, n, op->p.sample.top_p, op->p.sample.u);
+    vlm_cand c[VLM_SAMPLE_MAX_CANDIDATES];
+    int64_t n = vlm__sample_candidates(l, seen, V, op->p.sample.penalty,
+                                       op->p.sample.temperature, op->p.sample.top_k, c,
+                                       VLM_SAMPLE_MAX_CANDIDATES);
+    return n < 0 ? -1 : vlm__sample_draw(c, n, op->p.sample.top_p, op->p.sample.u);
 }
 
 static int cpu_sample(vlm_backend *be, const vlm_op *op) {

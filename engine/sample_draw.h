@@ -26,25 +26,30 @@ VLM_HOST_DEVICE static inline float vlm__penalized(float l, bool seen, float pen
     return seen ? (l < 0 ? l * penalty : l / penalty) : l;
 }
 
+/* A candidate token: its value after penalty and temperature, and its id. */
+typedef struct vlm_cand {
+    float v;
+    int32_t id;
+} vlm_cand;
+
 /* Candidate a comes before b: higher value first, then lower id. */
 VLM_HOST_DEVICE static inline bool vlm__cand_before(float va, int32_t a, float vb, int32_t b) {
     return va > vb || (va == vb && a < b);
 }
 
-/* The draw from n candidates already in candidate order: val[i] is candidate id[i]'s
- * value after penalty and temperature (overwritten with exp(val - max)).  top_p < 1
- * keeps the smallest leading set whose probability reaches top_p; the token is the
- * first whose cumulative mass exceeds u * (kept mass). */
-VLM_HOST_DEVICE static inline int32_t vlm__sample_draw(float *val, const int32_t *id, int64_t n,
-                                                        float top_p, double u) {
-    float mx = val[0];
+/* The draw from n candidates already in candidate order (their values overwritten with
+ * exp(v - max)).  top_p < 1 keeps the smallest leading set whose probability reaches
+ * top_p; the token is the first whose cumulative mass exceeds u * (kept mass). */
+VLM_HOST_DEVICE static inline int32_t vlm__sample_draw(vlm_cand *c, int64_t n, float top_p,
+                                                        double u) {
+    float mx = c[0].v;
     double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (val[i] = expf(val[i] - mx));
+    for (int64_t i = 0; i < n; i++) sum += (c[i].v = expf(c[i].v - mx));
     if (top_p < 1.0f) {
         double cum = 0.0;
         int64_t keep = n;
         for (int64_t i = 0; i < n; i++) {
-            cum += val[i] / sum;
+            cum += c[i].v / sum;
             if (cum >= top_p) {
                 keep = i + 1;
                 break;
@@ -52,14 +57,14 @@ VLM_HOST_DEVICE static inline int32_t vlm__sample_draw(float *val, const int32_t
         }
         n = keep;
         sum = 0.0;
-        for (int64_t i = 0; i < n; i++) sum += val[i];
+        for (int64_t i = 0; i < n; i++) sum += c[i].v;
     }
     double r = u * sum, acc = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        acc += val[i];
-        if (r < acc) return id[i];
+        acc += c[i].v;
+        if (r < acc) return c[i].id;
     }
-    return id[n - 1];
+    return c[n - 1].id;
 }
 
 #endif

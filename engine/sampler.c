@@ -22,9 +22,8 @@ int vlm_sampler_init(vlm_sampler *s, int64_t vocab, bool greedy, float temperatu
     s->repetition_penalty = repetition_penalty;
     s->rng = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
     s->seen = calloc((size_t)vocab, 1);
-    s->idx = malloc(sizeof(int32_t) * (size_t)vocab);
-    s->prob = malloc(sizeof(float) * (size_t)vocab);
-    if (!s->seen || !s->idx || !s->prob) {
+    s->cand = malloc(sizeof(vlm_cand) * (size_t)vocab);
+    if (!s->seen || !s->cand) {
         vlm_sampler_deinit(s);
         return -1;
     }
@@ -33,11 +32,9 @@ int vlm_sampler_init(vlm_sampler *s, int64_t vocab, bool greedy, float temperatu
 
 void vlm_sampler_deinit(vlm_sampler *s) {
     free(s->seen);
-    free(s->idx);
-    free(s->prob);
+    free(s->cand);
     s->seen = NULL;
-    s->idx = NULL;
-    s->prob = NULL;
+    s->cand = NULL;
 }
 
 void vlm_sampler_reset_context(vlm_sampler *s) {
@@ -58,60 +55,59 @@ double vlm_sampler_next_u(vlm_sampler *s) {
     return (double)((x * 2685821657736338717ull) >> 11) / 9007199254740992.0; /* [0, 1) */
 }
 
-/* a before b in the candidate order: higher logit first, then lower id */
-static bool before(const float *l, int32_t a, int32_t b) {
-    return vlm__cand_before(l[a], a, l[b], b);
-}
-
-/* Heap helpers over ids; `worse_on_top` makes a heap whose root is the last in order. */
-static void sift_down(int32_t *h, int64_t n, int64_t i, const float *l, bool worse_on_top) {
+/* Heap over candidates whose root is the last of them in candidate order. */
+static void sift_down(vlm_cand *h, int64_t n, int64_t i) {
     for (;;) {
-        int64_t c = 2 * i + 1, best = i;
+        int64_t c = 2 * i + 1, w = i;
         for (int64_t k = c; k < c + 2 && k < n; k++)
-            if (worse_on_top ? before(l, h[best], h[k]) : before(l, h[k], h[best])) best = k;
-        if (best == i) return;
-        int32_t t = h[i];
-        h[i] = h[best];
-        h[best] = t;
-        i = best;
+            if (vlm__cand_before(h[w].v, h[w].id, h[k].v, h[k].id)) w = k;
+        if (w == i) return;
+        vlm_cand t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
     }
 }
 
-/* Sort ids[0..n) into candidate order in place (heapsort: glibc's qsort may allocate). */
-static void sort_candidates(int32_t *ids, int64_t n, const float *l) {
-    for (int64_t i = n / 2 - 1; i >= 0; i--) sift_down(ids, n, i, l, true);
-    for (int64_t end = n - 1; end > 0; end--) {
-        int32_t t = ids[0];
-        ids[0] = ids[end];
-        ids[end] = t;
-        sift_down(ids, end, 0, l, true);
-    }
+static void heapify(vlm_cand *h, int64_t n) {
+    for (int64_t j = n / 2 - 1; j >= 0; j--) sift_down(h, n, j);
 }
 
-/* The candidates in order: with top-k, every id whose logit is at least the k-th
- * largest (ties kept, as transformers' TopKLogitsWarper); else all ids. */
-static int64_t candidates(vlm_sampler *s, const float *l) {
-    int64_t V = s->vocab, k = s->top_k, n = 0;
-    if (k <= 0 || k >= V) {
-        for (int64_t i = 0; i < V; i++) s->idx[i] = (int32_t)i;
-        n = V;
-    } else { /* a heap of the k best so far, worst on top */
-        for (int64_t i = 0; i < V; i++) {
-            if (n < k) {
-                s->idx[n++] = (int32_t)i;
-                if (n == k)
-                    for (int64_t j = k / 2 - 1; j >= 0; j--) sift_down(s->idx, k, j, l, true);
-            } else if (before(l, (int32_t)i, s->idx[0])) {
-                s->idx[0] = (int32_t)i;
-                sift_down(s->idx, k, 0, l, true);
-            }
+static float value_at(const float *l, const uint8_t *seen, int64_t i, float penalty,
+                      float temperature) {
+    return vlm__penalized(l[i], seen && seen[i], penalty) / temperature;
+}
+
+int64_t vlm__sample_candidates(const float *l, const uint8_t *seen, int64_t V, float penalty,
+                               float temperature, int64_t k, vlm_cand *out, int64_t cap) {
+    if (k <= 0 || k > V) k = V;
+    if (k > cap) return -1;
+    int64_t n = 0; /* a heap of the k best so far, worst on top */
+    for (int64_t i = 0; i < V; i++) {
+        vlm_cand c = {value_at(l, seen, i, penalty, temperature), (int32_t)i};
+        if (n < k) {
+            out[n++] = c;
+            if (n == k) heapify(out, k);
+        } else if (vlm__cand_before(c.v, c.id, out[0].v, out[0].id)) {
+            out[0] = c;
+            sift_down(out, k, 0);
         }
-        float kth = l[s->idx[0]];
-        n = 0; /* every id at or above the k-th value: the heap's k plus any ties */
-        for (int64_t i = 0; i < V; i++)
-            if (l[i] >= kth) s->idx[n++] = (int32_t)i;
     }
-    sort_candidates(s->idx, n, l);
+    float kth = out[0].v;
+    n = 0; /* every id at or above the k-th value: the heap's k plus any ties */
+    for (int64_t i = 0; i < V; i++) {
+        float v = value_at(l, seen, i, penalty, temperature);
+        if (!(v >= kth)) continue;
+        if (n == cap) return -1;
+        out[n++] = (vlm_cand){v, (int32_t)i};
+    }
+    heapify(out, n); /* heapsort (glibc's qsort may allocate): best first */
+    for (int64_t end = n - 1; end > 0; end--) {
+        vlm_cand t = out[0];
+        out[0] = out[end];
+        out[end] = t;
+        sift_down(out, end, 0);
+    }
     return n;
 }
 
@@ -130,8 +126,8 @@ int32_t vlm_sampler_sample_at(vlm_sampler *s, float *logits, double u) {
             if (logits[i] > logits[best]) best = i;
         return (int32_t)best;
     }
-    for (int64_t i = 0; i < V; i++) logits[i] /= s->temperature;
-    int64_t n = candidates(s, logits);
-    for (int64_t i = 0; i < n; i++) s->prob[i] = logits[s->idx[i]];
-    return vlm__sample_draw(s->prob, s->idx, n, s->top_p, u);
+    /* the penalty is in logits already */
+    int64_t n = vlm__sample_candidates(logits, NULL, V, 1.0f, s->temperature, s->top_k,
+                                       s->cand, V);
+    return vlm__sample_draw(s->cand, n, s->top_p, u);
 }

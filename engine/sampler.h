@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sample_draw.h"
+
 typedef struct vlm_sampler {
     int64_t vocab;
     bool greedy;
@@ -16,8 +18,7 @@ typedef struct vlm_sampler {
     int64_t top_k;
     uint64_t rng;
     uint8_t *seen;  /* [vocab] ids present in the context */
-    int32_t *idx;   /* [vocab] candidate ids */
-    float *prob;    /* [vocab] candidate probabilities */
+    vlm_cand *cand; /* [vocab] candidates */
 } vlm_sampler;
 
 int vlm_sampler_init(vlm_sampler *s, int64_t vocab, bool greedy, float temperature,
@@ -26,12 +27,21 @@ void vlm_sampler_deinit(vlm_sampler *s);
 /* The context whose ids the repetition penalty applies to: reset, then add ids. */
 void vlm_sampler_reset_context(vlm_sampler *s);
 void vlm_sampler_add_context(vlm_sampler *s, const int32_t *ids, int64_t n);
-/* Pick the next token from logits (modified in place by the penalty/warpers). */
+/* Pick the next token from logits (the penalty is applied to them in place). */
 int32_t vlm_sampler_sample(vlm_sampler *s, float *logits);
 /* The same with the draw given: u uniform in [0, 1) (ignored when greedy), taken from
  * vlm_sampler_next_u so that a draw made elsewhere (a backend's SAMPLE op) and this one
  * consume the seeded sequence alike. */
 int32_t vlm_sampler_sample_at(vlm_sampler *s, float *logits, double u);
 double vlm_sampler_next_u(vlm_sampler *s);
+
+/* The candidates of a logits row in candidate order (higher value first, lower id on
+ * ties), values after the repetition penalty on the ids marked in seen (may be NULL)
+ * and the temperature: every id whose value reaches the k-th largest (the k best plus
+ * ties, as transformers' TopKLogitsWarper), all V when k <= 0 or k >= V.  Into
+ * out[0..n); returns n, or -1 when more than cap ids would be candidates.  l is left
+ * as it is.  Shared by the host sampler and the CPU backend's SAMPLE op. */
+int64_t vlm__sample_candidates(const float *l, const uint8_t *seen, int64_t V, float penalty,
+                               float temperature, int64_t k, vlm_cand *out, int64_t cap);
 
 #endif

@@ -356,6 +356,12 @@ static int logits_ready(vlm_session *s, vlm_tensor row, int64_t index) {
     return 0;
 }
 
+/* Whether the policy's repetition penalty is in play (the backend then keeps a copy of
+ * the penalized ids, ctx->seen). */
+static bool penalized(const vlm_session *s) {
+    return s->sampler.repetition_penalty != 1.0f;
+}
+
 /* Step 6a, the next token's draw begun: the uniform draw taken from the seeded
  * sequence and, where the policy fits the backend's SAMPLE op, the op issued (not
  * waited for, so a batch issues every session's draw before the first wait). */
@@ -365,8 +371,7 @@ static int draw_begin(vlm_session *s, char *err) {
     s->draw_u = sp->greedy ? 0.0 : vlm_sampler_next_u(sp);
     s->draw_issued = false;
     if (!s->backend_draws) return 0;
-    bool penalty = sp->repetition_penalty != 1.0f;
-    int rc = vlm_sample(c->be, c->token, s->lrow, penalty ? &c->seen : NULL, sp->greedy,
+    int rc = vlm_sample(c->be, c->token, s->lrow, penalized(s) ? &c->seen : NULL, sp->greedy,
                         (int32_t)sp->top_k, sp->temperature, sp->top_p, sp->repetition_penalty,
                         s->draw_u);
     if (rc)
@@ -389,7 +394,7 @@ static int draw_end(vlm_session *s, int32_t *tok) {
     if (!s->logits_on_host && (rc = vlm_backend_get(c->be, s->logits, s->lrow))) return rc;
     s->logits_on_host = false; /* the sampler rewrites it */
     *tok = vlm_sampler_sample_at(sp, s->logits, s->draw_u);
-    if (s->backend_draws && sp->repetition_penalty != 1.0f) { /* as the op would have */
+    if (s->backend_draws && penalized(s)) { /* as the op would have */
         uint8_t one = 1;
         return vlm_backend_set(c->be, vlm_tensor_rows(c->seen, *tok, 1), &one);
     }
@@ -473,7 +478,7 @@ static int chunk_begin(vlm_session *s, const vlm_frame frames[2], double t_start
     /* the penalty sees every retained id and what this chunk generates */
     vlm_sampler_reset_context(&s->sampler);
     vlm_sampler_add_context(&s->sampler, s->ids, s->n);
-    if (s->backend_draws && s->sampler.repetition_penalty != 1.0f &&
+    if (s->backend_draws && penalized(s) &&
         (rc = vlm_backend_set(c->be, c->seen, s->sampler.seen)))
         return vlm__errf(err, rc, "chunk %lld: copying the penalty's ids to the backend "
                          "failed: %s", (long long)i, vlm_backend_last_error(c->be));

@@ -52,12 +52,17 @@ static inline uint64_t sample_rng(uint64_t *st) {
     return x * 2685821657736338717ull;
 }
 
+/* uniform in [0, 1) */
+static inline double sample_uniform(uint64_t *st) {
+    return (double)(sample_rng(st) >> 11) / 9007199254740992.0;
+}
+
 /* A case's logits row and seen mask (about one id in eight seen). */
 static inline void sample_case_inputs(const sample_case *c, uint64_t seed, float *l,
                                       uint8_t *seen) {
     uint64_t st = seed * 0x9E3779B97F4A7C15ull + 1;
     for (int64_t i = 0; i < c->vocab; i++) {
-        double r = (double)(sample_rng(&st) >> 11) / 9007199254740992.0; /* [0, 1) */
+        double r = sample_uniform(&st);
         switch (c->logits) {
         case LOGITS_SPREAD: l[i] = (float)(r * 16.0 - 8.0); break;
         case LOGITS_STEPS: l[i] = (float)floor(r * 64.0) / 8.0f - 4.0f; break;

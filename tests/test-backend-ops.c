@@ -707,7 +707,7 @@ static void test_backend_sample_matches_cpu(void) {
         uint64_t st = 7 + (uint64_t)n;
         int mism = 0, draws = quick_mode ? 4 : DRAWS; /* --quick: under a sanitizer */
         for (int d = 0; d < draws; d++) {
-            double u = (double)(sample_rng(&st) >> 11) / 9007199254740992.0;
+            double u = sample_uniform(&st);
             int32_t tok[2];
             uint8_t guard[4 + 2 * GUARD];
             for (int b = 0; b < 2; b++) {

@@ -88,7 +88,7 @@ static void test_sample_op_matches_host_sampler(void) {
         int32_t first = -2;
         bool distinct = false;
         for (int d = 0; d < DRAWS; d++) {
-            double u = (double)(sample_rng(&st) >> 11) / 9007199254740992.0;
+            double u = sample_uniform(&st);
             memcpy(work, l, sizeof(float) * (size_t)V);
             vlm_sampler_reset_context(&sp);
             vlm_sampler_add_context(&sp, ids, n_ids);

@@ -6,7 +6,9 @@
  * of the test source and of the accuracy test's clips, resized by the engine), both with
  * the shipped config's policy, StreamingVLM's 16/16/512/512, each with 1 thread and all
  * cores.  Prints the median
- * and 90th percentile of the total, and the median vision / prefill / decode split.
+ * and 90th percentile of the total, and the median vision / prefill / decode split;
+ * then, with all cores, 4, 8 and 16 streams batched as the daemon batches them, with
+ * their prefills alone and together (the time of each second's batched push).
  * Figures only, never pass/fail; prints a note and exits 0 when the model is missing.
  * Usage: bench-default-model [MODEL_DIR] [CHUNKS]
  */
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "vlm.h"
 
 static int cmp_double(const void *a, const void *b) {
@@ -98,6 +101,60 @@ static int bench(vlm_engine *e, const char *label, int64_t w, int64_t h, bool at
     return 0;
 }
 
+/* N streams of the daemon's path served as the daemon serves them: one batched push a
+ * second (the decode steps in one forward; the prefills together up to `budget` tokens,
+ * 0: each alone).  Prints the median and p90 time of a push over the chunks after 10:
+ * N streams are real time while it stays under 1000 ms. */
+static int bench_batch(vlm_engine *e, int64_t w, int64_t h, int N, int64_t budget, int chunks) {
+    enum { MAXN = 16 };
+    char err[VLM_ERR_LEN];
+    vlm_policy p;
+    vlm_policy_default(e, &p);
+    vlm_session_params sp = {.frame_width = w, .frame_height = h, .frames_at_model_size = true};
+    vlm_session *s[MAXN] = {0};
+    vlm_batch *b = NULL;
+    uint8_t *rgb = malloc((size_t)(MAXN * 2 * w * h * 3));
+    double *ms = malloc(sizeof(double) * (size_t)chunks), pre = 0;
+    int rc = N > MAXN || !rgb || !ms || vlm_batch_new(e, N, budget, &b, err);
+    for (int k = 0; k < N && !rc; k++) rc = vlm_session_new(e, &p, &sp, &s[k], err);
+    int n = 0;
+    for (int i = 0; i < chunks && !rc; i++) {
+        vlm_frame fr[MAXN][2];
+        double t0[MAXN], t1[MAXN];
+        vlm_chunk_result res[MAXN];
+        int rcs[MAXN];
+        char errs[MAXN][VLM_ERR_LEN];
+        for (int k = 0; k < N; k++) {
+            for (int f = 0; f < 2; f++) {
+                uint8_t *px = rgb + (size_t)((2 * k + f) * w * h * 3);
+                double t = i + 0.5 * f + 1.7 * k; /* each stream at its own place */
+                draw(px, w, h, w * (0.5 + 0.4 * ((int)t / 4 % 2 ? -1 : 1) * (t - (int)t / 4 * 4) / 4),
+                     h * 0.5, w / 64.0);
+                fr[k][f] = (vlm_frame){px, w, h, w * 3};
+            }
+            t0[k] = i;
+            t1[k] = i + 1;
+        }
+        double st = bench_now_ms();
+        if ((rc = vlm_batch_push_chunks(b, s, N, (const vlm_frame(*)[2])fr, t0, t1, res, rcs,
+                                        errs)))
+            snprintf(err, sizeof err, "%s", errs[0]);
+        if (i < 10) continue;
+        ms[n++] = bench_now_ms() - st;
+        pre += res[0].ms_prefill;
+    }
+    if (rc) fprintf(stderr, "bench-default-model: %s\n", err);
+    else if (n > 0)
+        printf("  %2d streams, prefills %-9s %7.1f ms a second median, %7.1f p90 (stream 0's "
+               "prefill %.1f ms)\n", N, budget ? "together" : "alone", quantile(ms, n, 0.5),
+               quantile(ms, n, 0.9), pre / n);
+    for (int k = 0; k < N; k++) vlm_session_free(s[k]);
+    vlm_batch_free(b);
+    free(rgb);
+    free(ms);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "models/default";
     int chunks = argc > 2 ? atoi(argv[2]) : 60;
@@ -126,6 +183,13 @@ int main(int argc, char **argv) {
                  (long long)fw, (long long)fh);
         bench(e, label, fw, fh, true, 16, 512, chunks);
         bench(e, "cli: 320x180 frames, policy 16/16/512/512", 320, 180, false, 16, 512, chunks);
+        if (threads[k] == cores) { /* streams in batches: all cores only */
+            printf("  batched as the daemon serves them (%lldx%lld frames, shipped policy):\n",
+                   (long long)fw, (long long)fh);
+            for (int N = 4; N <= 16; N *= 2)
+                for (int64_t budget = 0; budget <= 1024; budget += 1024)
+                    if (bench_batch(e, fw, fh, N, budget, chunks)) return 1;
+        }
         vlm_engine_free(e);
     }
     return 0;

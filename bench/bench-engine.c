@@ -91,7 +91,7 @@ int main(int argc, char **argv) {
            1e3 / decode_ms, decode_ms);
 
     /* batched decode: n streams, each on its own 512-token cache, one forward a step
-     * (vlm_llm_decode_batch, what vlm_batch_push_chunks runs) */
+     * (vlm_llm_forward_batch, what vlm_batch_push_chunks runs) */
     enum { MAXB = 8 };
     vlm_ctx *cs[MAXB] = {0}, *bc = NULL;
     float *lg[MAXB];
@@ -121,7 +121,7 @@ int main(int argc, char **argv) {
                 toks[k] = (step * 17 + k * 101) % 150000;
                 ps[k] = (float)(512 + step);
             }
-            if (vlm_llm_decode_batch(bc, cs, toks, ps, n, lg)) return 1;
+            if (bench_decode_batch(bc, cs, toks, ps, n, lg)) return 1;
         }
         double step_ms = (bench_now_ms() - bt) / steps;
         printf("  %d stream%s  %8.1f ms/step  %8.1f tokens/s in all\n", n, n > 1 ? "s" : " ",

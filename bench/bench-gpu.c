@@ -88,10 +88,10 @@ static int chunk(bench *b, int steps) {
 /* `steps` decode steps of B contexts in one forward each (their next tokens in toks),
  * every token drawn on the device as the session draws it. */
 static int batched_steps(vlm_ctx *bc, vlm_ctx **cs, int B, int32_t *toks, int steps) {
-    float ps[64];
+    float ps[64] = {0};
     for (int st = 0; st < steps; st++) {
         for (int k = 0; k < B; k++) ps[k] = (float)cs[k]->n_cached;
-        int rc = vlm_llm_decode_batch(bc, cs, toks, ps, B, NULL);
+        int rc = bench_decode_batch(bc, cs, toks, ps, B, NULL);
         for (int k = 0; k < B && !rc; k++) rc = draw(cs[k], bc, k, &toks[k]);
         if (rc) return rc;
     }

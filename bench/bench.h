@@ -28,6 +28,20 @@ static inline double bench_median(double *v, int n) {
     return v[n / 2];
 }
 
+/* One decode step of n contexts in one forward: token toks[k] at text position ps[k]
+ * appended to cs[k] (n <= 64); logits rows stay in bc->logits, copied to lg[k] if lg. */
+static inline int bench_decode_batch(vlm_ctx *bc, vlm_ctx *const *cs, const int32_t *toks,
+                                     const float *ps, int n, float *const *lg) {
+    vlm_llm_seq seqs[64];
+    float p3[64][3];
+    if (n > 64) return -1;
+    for (int k = 0; k < n; k++) {
+        p3[k][0] = p3[k][1] = p3[k][2] = ps[k];
+        seqs[k] = (vlm_llm_seq){.c = cs[k], .ids = &toks[k], .pos = p3[k], .n = 1};
+    }
+    return vlm_llm_forward_batch(bc, seqs, n, lg);
+}
+
 typedef enum bench_dims { BENCH_DIMS_05B, BENCH_DIMS_3B, BENCH_DIMS_7B } bench_dims;
 
 /* Qwen2.5-VL configs: 3B and 7B as published (spec §4.1); 05B is a Qwen2.5-0.5B-like LLM

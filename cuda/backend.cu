@@ -27,7 +27,7 @@
  *     at once; sources must be pageable, never pinned); get() and synchronize() wait
  *     for the stream.  The loader synchronizes once after the last weight.
  *   - decode steps may run as CUDA graphs (VLM_CUDA_GRAPHS=1; see cuda_graph_begin).
- * Not for: batching several streams (the engine batches: vlm_llm_decode_batch).
+ * Not for: batching several streams (the engine batches: vlm_llm_forward_batch).
  * Thread: one caller at a time; each entry point selects the device first, so the
  * backend may be created on one thread and used on another.
  */

@@ -75,6 +75,8 @@ int vlm_ctx_new(vlm_model *m, const vlm_ctx_params *prm, vlm_ctx **out, char *er
     plan_add(&run, &x->sin, VLM_F32, 2, nb, hd / 2, 0);
     plan_add(&run, &x->ids, VLM_I32, 1, nb, 0, 0);
     plan_add(&run, &x->slots, VLM_I32, 1, nb, 0, 0);
+    plan_add(&run, &x->kv_rows, VLM_I32, 1, nb, 0, 0);
+    plan_add(&run, &x->last_rows, VLM_I32, 1, prm->n_logits, 0, 0);
     plan_add(&run, &x->kv_tmp, VLM_F32, 3, prm->n_ctx, kvd, hd);
     plan_add(&run, &x->kv_idx, VLM_I32, 1, prm->n_ctx, 0, 0);
     plan_add(&run, &x->seen, VLM_U8, 1, c->vocab, 0, 0);
@@ -106,7 +108,7 @@ int vlm_ctx_new(vlm_model *m, const vlm_ctx_params *prm, vlm_ctx **out, char *er
     x->buf = vlm_backend_alloc(m->be, cache_bytes + run.total);
     int64_t rows = max64(nb, np), half = max64(hd, v->head_dim) / 2;
     size_t host_bytes = sizeof(float) * (size_t)(2 * rows * half + np * (v->head_dim / 2)) +
-                        sizeof(int32_t) * (size_t)(2 * (np / 4) + 2 * (np + 1) + 2 * nb);
+                        sizeof(int32_t) * (size_t)(2 * (np / 4) + 2 * (np + 1) + 3 * nb + prm->n_logits);
     x->host = malloc(host_bytes);
     if (!x->buf || !x->host) {
         vlm_ctx_free(x);
@@ -133,6 +135,8 @@ int vlm_ctx_new(vlm_model *m, const vlm_ctx_params *prm, vlm_ctx **out, char *er
     x->h_seg_full = x->h_seg_win + np + 1;
     x->h_ids = x->h_seg_full + np + 1;
     x->h_slots = x->h_ids + nb;
+    x->h_kv_rows = x->h_slots + nb;
+    x->h_last_rows = x->h_kv_rows + nb;
     *out = x;
     return 0;
 }

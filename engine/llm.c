@@ -5,8 +5,9 @@
  * x += down(silu(gate(y)) * up(y)) with y = norm_post(x).  q/k/v have bias, o/gate/up/
  * down do not.  The cache keeps keys before RoPE (k_raw) and after (k_rot): positions
  * may be reassigned later (streaming eviction keeps them contiguous) and the raw keys
- * let the session re-rotate instead of recomputing.  vlm_llm_decode_batch runs the same
- * layer over one new token of several contexts; only attention differs per context.
+ * let the session re-rotate instead of recomputing.  vlm_llm_forward_batch runs the same
+ * layers over the new tokens of several contexts at once; only attention differs per
+ * context.
  * A decode step's layers and head (single or batched) are issued between
  * vlm_backend_graph_begin and _end: a backend with graphs records them and launches the
  * step at once (the inputs are copied before, the logits read after).
@@ -196,10 +197,10 @@ int vlm_llm_rerotate(vlm_ctx *c, int64_t first, int64_t n, const float *pos_t,
     return 0;
 }
 
-/* The layers, final norm and lm_head of a batched decode step (see
- * vlm_llm_decode_batch): b's run state holds the n new rows, their ids and positions
- * are in. */
-static int decode_layers(vlm_ctx *b, vlm_ctx *const *cs, int64_t n) {
+/* The layers, final norm and lm_head of a batched forward (see vlm_llm_forward_batch):
+ * b's run state holds the n rows of every sequence in turn, their ids, positions and
+ * index lists are in. */
+static int batch_layers(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs, int64_t n) {
     const vlm_config *cfg = &b->model->cfg;
     const vlm_weights *w = &b->model->w;
     vlm_backend *be = b->be;
@@ -209,7 +210,6 @@ static int decode_layers(vlm_ctx *b, vlm_ctx *const *cs, int64_t n) {
     vlm_tensor tmp = vlm_tensor_rows(b->tmp, 0, n);
     vlm_tensor gate = vlm_tensor_rows(b->gate, 0, n), up = vlm_tensor_rows(b->up, 0, n);
     vlm_tensor cs_t = vlm_tensor_rows(b->cos, 0, n), sn_t = vlm_tensor_rows(b->sin, 0, n);
-    vlm_tensor dst = vlm_tensor_rows(b->slots, 0, n);
     for (int64_t l = 0; l < cfg->n_layers; l++) {
         const vlm_layer_weights *lw = &w->layers[l];
         /* the batch context's own cache rows hold the new keys and values until they are
@@ -218,79 +218,120 @@ static int decode_layers(vlm_ctx *b, vlm_ctx *const *cs, int64_t n) {
         vlm_tensor kr_new = vlm_tensor_rows(b->k_rot[l], 0, n);
         vlm_tensor v_new = vlm_tensor_rows(b->v[l], 0, n);
         TRY(project_qkv(be, cfg, lw, x, xn, q, k_new, kr_new, v_new, cs_t, sn_t));
-        /* attention: each row over its own context's cache */
-        for (int64_t i = 0; i < n; i++) {
-            vlm_ctx *c = cs[i];
-            vlm_tensor at = vlm_tensor_rows(dst, i, 1);
-            int64_t total = c->n_cached + 1;
-            TRY(vlm_set_rows(be, c->k_raw[l], vlm_tensor_rows(k_new, i, 1), at));
-            TRY(vlm_set_rows(be, c->k_rot[l], vlm_tensor_rows(kr_new, i, 1), at));
-            TRY(vlm_set_rows(be, c->v[l], vlm_tensor_rows(v_new, i, 1), at));
-            TRY(vlm_attention(be, vlm_tensor_rows(att, i, 1), vlm_tensor_rows(q, i, 1),
+        /* attention: each sequence's rows over its own context's cache */
+        for (int64_t i = 0, off = 0; i < n_seqs; off += seqs[i].n, i++) {
+            vlm_ctx *c = seqs[i].c;
+            int64_t k = seqs[i].n, total = c->n_cached + k;
+            vlm_tensor at = vlm_tensor_rows(b->kv_rows, off, k);
+            TRY(vlm_set_rows(be, c->k_raw[l], vlm_tensor_rows(k_new, off, k), at));
+            TRY(vlm_set_rows(be, c->k_rot[l], vlm_tensor_rows(kr_new, off, k), at));
+            TRY(vlm_set_rows(be, c->v[l], vlm_tensor_rows(v_new, off, k), at));
+            TRY(vlm_attention(be, vlm_tensor_rows(att, off, k), vlm_tensor_rows(q, off, k),
                               vlm_tensor_rows(c->k_rot[l], 0, total),
                               vlm_tensor_rows(c->v[l], 0, total), NULL, H, KVH, hd));
         }
         TRY(output_and_mlp(be, cfg, lw, x, xn, att, tmp, gate, up));
     }
-    TRY(vlm_rms_norm(be, xn, x, w->norm, cfg->rms_eps));
-    return vlm_matmul(be, vlm_tensor_rows(b->logits, 0, n), xn, w->lm_head, NULL);
+    /* final norm and lm_head on each sequence's last row, gathered */
+    vlm_tensor last = vlm_tensor_rows(b->tmp, 0, n_seqs), lastn = vlm_tensor_rows(b->xn, 0, n_seqs);
+    TRY(vlm_get_rows(be, last, x, vlm_tensor_rows(b->last_rows, 0, n_seqs)));
+    TRY(vlm_rms_norm(be, lastn, last, w->norm, cfg->rms_eps));
+    return vlm_matmul(be, vlm_tensor_rows(b->logits, 0, n_seqs), lastn, w->lm_head, NULL);
 }
 
-int vlm_llm_decode_batch(vlm_ctx *b, vlm_ctx *const *cs, const int32_t *ids, const float *pos,
-                         int64_t n, float *const *logits_out) {
+/* Why sequence i of a batched forward cannot run, or 0. */
+static int check_seq(const vlm_ctx *b, const vlm_llm_seq *seqs, int64_t i) {
+    const vlm_llm_seq *s = &seqs[i];
+    int64_t vocab = b->model->cfg.vocab;
+    if (s->c->model != b->model) {
+        vlm__log(VLM_LOG_ERROR, "llm: batched forward: context %lld has another model",
+                 (long long)i);
+        return VLM_EINVAL;
+    }
+    for (int64_t j = 0; j < i; j++)
+        if (seqs[j].c == s->c) {
+            vlm__log(VLM_LOG_ERROR, "llm: batched forward: context %lld appears twice (as %lld)",
+                     (long long)i, (long long)j);
+            return VLM_EINVAL;
+        }
+    if (s->n < 1 || s->n_vis < 0 || s->n_vis > s->n) {
+        vlm__log(VLM_LOG_ERROR, "llm: batched forward: context %lld has %lld tokens and %lld "
+                 "vision rows", (long long)i, (long long)s->n, (long long)s->n_vis);
+        return VLM_EINVAL;
+    }
+    if (s->c->n_cached + s->n > s->c->p.n_ctx) {
+        vlm__log(VLM_LOG_ERROR, "llm: batched forward: context %lld's KV cache is full (%lld "
+                 "cached + %lld new > %lld)", (long long)i, (long long)s->c->n_cached,
+                 (long long)s->n, (long long)s->c->p.n_ctx);
+        return VLM_EFULL;
+    }
+    for (int64_t j = 0; j < s->n; j++)
+        if (s->ids[j] < 0 || s->ids[j] >= vocab) {
+            vlm__log(VLM_LOG_ERROR, "llm: batched forward: token id %d at %lld of context %lld "
+                     "is outside the vocabulary (%lld)", s->ids[j], (long long)j, (long long)i,
+                     (long long)vocab);
+            return VLM_ERANGE;
+        }
+    for (int64_t j = 0; j < s->n_vis; j++)
+        if (s->vis_slots[j] < 0 || s->vis_slots[j] >= s->n) return VLM_ERANGE;
+    return 0;
+}
+
+int vlm_llm_forward_batch(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs,
+                          float *const *logits_out) {
     const vlm_config *cfg = &b->model->cfg;
     const vlm_weights *w = &b->model->w;
     vlm_backend *be = b->be;
-    if (n < 1 || n > b->p.n_batch || n > b->p.n_logits) {
-        vlm__log(VLM_LOG_ERROR, "llm: bad batched decode (%lld contexts; batch limit %lld, "
-                 "logits limit %lld)", (long long)n, (long long)b->p.n_batch,
-                 (long long)b->p.n_logits);
+    int64_t n = 0, n_vis = 0;
+    bool decode = !b->trace; /* every sequence one text token: a step that can be a graph */
+    if (n_seqs >= 1 && n_seqs <= b->p.n_logits)
+        for (int64_t i = 0; i < n_seqs; i++) {
+            TRY(check_seq(b, seqs, i));
+            n += seqs[i].n;
+            n_vis += seqs[i].n_vis;
+            decode = decode && seqs[i].n == 1 && seqs[i].n_vis == 0;
+        }
+    if (n_seqs < 1 || n_seqs > b->p.n_logits || n > b->p.n_batch) {
+        vlm__log(VLM_LOG_ERROR, "llm: bad batched forward (%lld contexts, %lld tokens; limits "
+                 "%lld contexts, %lld tokens)", (long long)n_seqs, (long long)n,
+                 (long long)b->p.n_logits, (long long)b->p.n_batch);
         return VLM_EINVAL;
     }
-    for (int64_t i = 0; i < n; i++) {
-        if (cs[i]->model != b->model) {
-            vlm__log(VLM_LOG_ERROR, "llm: batched decode: context %lld has another model",
-                     (long long)i);
-            return VLM_EINVAL;
-        }
-        for (int64_t j = 0; j < i; j++)
-            if (cs[j] == cs[i]) {
-                vlm__log(VLM_LOG_ERROR, "llm: batched decode: context %lld appears twice",
-                         (long long)i);
-                return VLM_EINVAL;
-            }
-        if (cs[i]->n_cached + 1 > cs[i]->p.n_ctx) {
-            vlm__log(VLM_LOG_ERROR, "llm: batched decode: context %lld's KV cache is full "
-                     "(%lld tokens)", (long long)i, (long long)cs[i]->n_cached);
-            return VLM_EFULL;
-        }
-        if (ids[i] < 0 || ids[i] >= cfg->vocab) {
-            vlm__log(VLM_LOG_ERROR, "llm: token id %d of context %lld is outside the "
-                     "vocabulary (%lld)", ids[i], (long long)i, (long long)cfg->vocab);
-            return VLM_ERANGE;
-        }
+
+    /* the rows of every sequence in turn: ids, RoPE tables, vision slots, the cache row
+     * each new key and value goes to in its own context, and each sequence's last row */
+    int64_t half = cfg->head_dim / 2;
+    for (int64_t i = 0, off = 0, vo = 0; i < n_seqs; off += seqs[i].n, vo += seqs[i].n_vis, i++) {
+        const vlm_llm_seq *s = &seqs[i];
+        memcpy(b->h_ids + off, s->ids, sizeof(int32_t) * (size_t)s->n);
+        mrope_tables(cfg, s->pos, s->pos + s->n, s->pos + 2 * s->n, s->n, b->h_cos + off * half,
+                     b->h_sin + off * half);
+        for (int64_t j = 0; j < s->n_vis; j++) b->h_slots[vo + j] = (int32_t)(off + s->vis_slots[j]);
+        for (int64_t j = 0; j < s->n; j++) b->h_kv_rows[off + j] = (int32_t)(s->c->n_cached + j);
+        b->h_last_rows[i] = (int32_t)(off + s->n - 1);
     }
-
     vlm_tensor x = vlm_tensor_rows(b->x, 0, n);
-    vlm_tensor cs_t = vlm_tensor_rows(b->cos, 0, n), sn_t = vlm_tensor_rows(b->sin, 0, n);
     vlm_tensor tid = vlm_tensor_rows(b->ids, 0, n);
-    vlm_tensor dst = vlm_tensor_rows(b->slots, 0, n);
-
-    memcpy(b->h_ids, ids, sizeof(int32_t) * (size_t)n);
     TRY(vlm_backend_set(be, tid, b->h_ids));
+    TRY(vlm_backend_set(be, vlm_tensor_rows(b->cos, 0, n), b->h_cos));
+    TRY(vlm_backend_set(be, vlm_tensor_rows(b->sin, 0, n), b->h_sin));
+    TRY(vlm_backend_set(be, vlm_tensor_rows(b->kv_rows, 0, n), b->h_kv_rows));
+    TRY(vlm_backend_set(be, vlm_tensor_rows(b->last_rows, 0, n_seqs), b->h_last_rows));
+    if (n_vis > 0) TRY(vlm_backend_set(be, vlm_tensor_rows(b->slots, 0, n_vis), b->h_slots));
+
+    /* embeddings, with each sequence's vision rows scattered into its pad slots */
     TRY(vlm_get_rows(be, x, w->embed, tid));
-    /* decode tokens are text: t = h = w */
-    mrope_tables(cfg, pos, pos, pos, n, b->h_cos, b->h_sin);
-    TRY(vlm_backend_set(be, cs_t, b->h_cos));
-    TRY(vlm_backend_set(be, sn_t, b->h_sin));
-    /* the row each new key and value goes to in its own context's cache */
-    for (int64_t i = 0; i < n; i++) b->h_slots[i] = (int32_t)cs[i]->n_cached;
-    TRY(vlm_backend_set(be, dst, b->h_slots));
+    for (int64_t i = 0, vo = 0; i < n_seqs; vo += seqs[i].n_vis, i++)
+        if (seqs[i].n_vis > 0)
+            TRY(vlm_set_rows(be, x, vlm_tensor_rows(seqs[i].vis, 0, seqs[i].n_vis),
+                             vlm_tensor_rows(b->slots, vo, seqs[i].n_vis)));
 
-    RUN_AS_GRAPH(be, 2 + n, decode_layers(b, cs, n)); /* the step's shape: n contexts */
-    for (int64_t i = 0; i < n; i++) cs[i]->n_cached++;
+    /* a decode step's shape is its number of contexts */
+    if (decode) RUN_AS_GRAPH(be, 2 + n_seqs, batch_layers(b, seqs, n_seqs, n));
+    else TRY(batch_layers(b, seqs, n_seqs, n));
+    for (int64_t i = 0; i < n_seqs; i++) seqs[i].c->n_cached += seqs[i].n;
 
-    for (int64_t i = 0; logits_out && i < n; i++)
+    for (int64_t i = 0; logits_out && i < n_seqs; i++)
         if (logits_out[i]) TRY(vlm_backend_get(be, logits_out[i], vlm_tensor_rows(b->logits, i, 1)));
     return 0;
 }

@@ -156,6 +156,8 @@ typedef struct vlm_ctx {
     vlm_tensor logits;                        /* (n_logits, vocab) */
     vlm_tensor cos, sin;                      /* (n_batch, hd/2) f32 */
     vlm_tensor ids, slots;                    /* (n_batch) i32: token ids, vision slots */
+    vlm_tensor kv_rows;                       /* (n_batch) i32: a batched row's cache row */
+    vlm_tensor last_rows;                     /* (n_logits) i32: a batched sequence's last row */
     vlm_tensor kv_tmp;                        /* (n_ctx, KVH, hd): compaction target */
     vlm_tensor kv_idx;                        /* (n_ctx) i32: rows kept, in new order */
     vlm_tensor seen;                          /* (vocab) u8: ids the repetition penalty hits */
@@ -173,7 +175,7 @@ typedef struct vlm_ctx {
 
     /* host scratch */
     float *h_cos, *h_sin;                     /* (max(n_batch, n_patches), max(hd, vhd)/2) */
-    int32_t *h_idx, *h_inv, *h_seg_win, *h_seg_full, *h_ids, *h_slots;
+    int32_t *h_idx, *h_inv, *h_seg_win, *h_seg_full, *h_ids, *h_slots, *h_kv_rows, *h_last_rows;
     float *h_angles;                          /* (n_patches, vhd/2) vision rotary angles */
 } vlm_ctx;
 
@@ -207,16 +209,31 @@ int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
                     const int32_t *vis_slots, int64_t n_vis, vlm_tensor vis, int64_t n_logits,
                     float *logits_out);
 
-/* One decode step of n contexts of the same model at once: token ids[i] at text
- * position pos[i] is appended to cs[i]'s cache and its logits copied to logits_out[i]
- * (host; NULL: not wanted; logits_out NULL: none copied, the rows stay in b->logits).  The projections, the MLP and lm_head run once over the n
- * rows, so the weights are read once per step for every stream; attention runs per
- * context over its own cache.  b is a context of the same model used only as the
- * batch's run state (n <= n_batch, n_logits and n_ctx of b; its cache holds the step's
- * new keys and values before they are copied to each context).  Contexts are distinct.
- * On an error no context's n_cached has changed. */
-int vlm_llm_decode_batch(vlm_ctx *b, vlm_ctx *const *cs, const int32_t *ids, const float *pos,
-                         int64_t n, float *const *logits_out);
+/* One context's share of a batched forward: n new tokens after its cached ones, as
+ * vlm_llm_forward takes them (ids [n]; pos, 3 rows of n; vis_slots in [0, n) replaced
+ * by the n_vis rows of vis, device rows (n_vis, d)). */
+typedef struct vlm_llm_seq {
+    vlm_ctx *c;
+    const int32_t *ids;
+    const float *pos;
+    int64_t n;
+    const int32_t *vis_slots;
+    int64_t n_vis;
+    vlm_tensor vis;
+} vlm_llm_seq;
+
+/* One forward over the new tokens of n_seqs contexts of the same model at once (a batch
+ * of decode steps, of prefills, or a mix): seqs[i]'s tokens are appended to seqs[i].c's
+ * cache, and the logits of its last token are row i of b->logits, copied to
+ * logits_out[i] (host) when logits_out and logits_out[i] are set.  The projections, the
+ * MLP and lm_head run once over every row, so the weights are read once for all the
+ * streams; attention runs per context over its own cache.  b is a context of the same
+ * model used only as the batch's run state (sum of n <= n_batch of b, n_seqs <=
+ * n_logits of b; its cache holds the new keys and values before they are copied to
+ * each context).  Contexts are distinct.  On an error no context's n_cached has
+ * changed. */
+int vlm_llm_forward_batch(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs,
+                          float *const *logits_out);
 
 /* Keep only the cached rows idx[0..n) (in that order) of every layer's raw keys and
  * values: the cache then holds n tokens.  Rotated keys are stale from the first row

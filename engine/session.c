@@ -401,11 +401,11 @@ static int draw_end(vlm_session *s, int32_t *tok) {
     return 0;
 }
 
-/* Steps 0-5 of chunk i: pixels, eviction, vision, the chunk's turn and positions,
- * prefill; leaves the first logits row ready and the sampler set up.  Timings go
- * to res (cleared here). */
-static int chunk_begin(vlm_session *s, const vlm_frame frames[2], double t_start, double t_end,
-                       vlm_chunk_result *res, char *err) {
+/* Steps 0-4 of chunk i: pixels, eviction, vision, the chunk's turn and positions;
+ * leaves the prefill of the uncached tail (leftover turn end + this chunk's text) in
+ * s->prefill.  Timings go to res (cleared here). */
+static int chunk_prepare(vlm_session *s, const vlm_frame frames[2], double t_start,
+                         double t_end, vlm_chunk_result *res, char *err) {
     int64_t i = s->chunk;
     int32_t r = (int32_t)i;
     vlm_ctx *c = s->ctx;
@@ -449,8 +449,7 @@ static int chunk_begin(vlm_session *s, const vlm_frame frames[2], double t_start
         return vlm__errf(err, rc, "chunk %lld: re-rotating cached keys failed", (long long)i);
     hook(s, VLM_STAGE_PROMPT, 0);
 
-    /* 5. prefill the uncached tail (leftover turn end + this chunk's text) */
-    double tp = now_ms();
+    /* the uncached tail to prefill, with its vision slots */
     int64_t base = s->n_cached, tn = s->n - base, n_slots = 0;
     float *tail_pos = s->pos + 3 * s->cap; /* scratch after the three rows */
     for (int64_t j = 0; j < tn; j++) {
@@ -464,16 +463,24 @@ static int chunk_begin(vlm_session *s, const vlm_frame frames[2], double t_start
     if (n_slots != n_tok)
         return vlm__errf(err, VLM_EINVAL, "chunk %lld: %lld vision slots for %lld vision rows",
                          (long long)i, (long long)n_slots, (long long)n_tok);
-    if ((rc = vlm_llm_forward(c, s->ids + base, tn, tail_pos, s->slots, n_slots,
-                              vlm_tensor_rows(c->vout, 0, n_tok), 1, NULL)))
-        return vlm__errf(err, rc, "chunk %lld: prefill of %lld tokens failed: %s", (long long)i,
-                         (long long)tn, vlm_strerror(rc));
+    s->prefill = (vlm_llm_seq){.c = c, .ids = s->ids + base, .pos = tail_pos, .n = tn,
+                               .vis_slots = s->slots, .n_vis = n_slots,
+                               .vis = vlm_tensor_rows(c->vout, 0, n_tok)};
+    return 0;
+}
+
+/* Step 5 done (s->prefill forwarded with return code rc, its logits in `row`): the
+ * tail is cached, the first logits row ready and the sampler set up. */
+static int chunk_prefilled(vlm_session *s, int rc, vlm_tensor row, char *err) {
+    vlm_ctx *c = s->ctx;
+    long long i = (long long)s->chunk;
+    if (rc)
+        return vlm__errf(err, rc, "chunk %lld: prefill of %lld tokens failed: %s", i,
+                         (long long)s->prefill.n, vlm_strerror(rc));
     s->n_cached = s->n;
-    if ((rc = vlm_backend_synchronize(c->be)) ||
-        (rc = logits_ready(s, vlm_tensor_rows(c->logits, 0, 1), 0)))
-        return vlm__errf(err, rc, "chunk %lld: reading the prefill's logits failed: %s",
-                         (long long)i, vlm_backend_last_error(c->be));
-    res->ms_prefill = now_ms() - tp;
+    if ((rc = vlm_backend_synchronize(c->be)) || (rc = logits_ready(s, row, 0)))
+        return vlm__errf(err, rc, "chunk %lld: reading the prefill's logits failed: %s", i,
+                         vlm_backend_last_error(c->be));
 
     /* the penalty sees every retained id and what this chunk generates */
     vlm_sampler_reset_context(&s->sampler);
@@ -481,9 +488,23 @@ static int chunk_begin(vlm_session *s, const vlm_frame frames[2], double t_start
     if (s->backend_draws && penalized(s) &&
         (rc = vlm_backend_set(c->be, c->seen, s->sampler.seen)))
         return vlm__errf(err, rc, "chunk %lld: copying the penalty's ids to the backend "
-                         "failed: %s", (long long)i, vlm_backend_last_error(c->be));
+                         "failed: %s", i, vlm_backend_last_error(c->be));
     s->n_gen = 0;
     return 0;
+}
+
+/* Steps 0-5 of chunk i alone: prepared, then prefilled on its own context. */
+static int chunk_begin(vlm_session *s, const vlm_frame frames[2], double t_start, double t_end,
+                       vlm_chunk_result *res, char *err) {
+    int rc = chunk_prepare(s, frames, t_start, t_end, res, err);
+    if (rc) return rc;
+    const vlm_llm_seq *p = &s->prefill;
+    double tp = now_ms();
+    rc = vlm_llm_forward(p->c, p->ids, p->n, p->pos, p->vis_slots, p->n_vis, p->vis, 1, NULL);
+    rc = chunk_prefilled(s, rc, vlm_tensor_rows(p->c->logits, 0, 1), err);
+    res->ms_prefill = now_ms() - tp;
+    res->prefill_streams = 1;
+    return rc;
 }
 
 /* Step 6, one token: the draw draw_begin started, appended.  Returns 1 when the token
@@ -567,38 +588,46 @@ int vlm_session_push_chunk(vlm_session *s, const vlm_frame frames[2], double t_s
 /* ---- several sessions at once ---- */
 
 struct vlm_batch {
-    vlm_engine *engine; /* borrowed */
-    vlm_ctx *ctx;       /* owned: the batch's run state (vlm_llm_decode_batch) */
+    vlm_engine *engine;    /* borrowed */
+    vlm_ctx *ctx;          /* owned: the batch's run state (vlm_llm_forward_batch) */
     int64_t max;
-    int64_t *live;      /* scratch, max each: indices of the sessions still decoding */
-    vlm_ctx **ctxs;
+    int64_t max_prefill;   /* most tokens of prefills run together (0: each alone) */
+    int64_t *live;         /* scratch, max each: indices of the sessions still going */
+    vlm_llm_seq *seqs;
     int32_t *toks;
-    float *pos;
+    float *pos;            /* 3 per session: a decode token's t, h, w */
     double *t0;
 };
 
-int vlm_batch_new(vlm_engine *e, int64_t max_sessions, vlm_batch **out, char *err) {
+int vlm_batch_new(vlm_engine *e, int64_t max_sessions, int64_t max_prefill_tokens,
+                  vlm_batch **out, char *err) {
     *out = NULL;
     if (max_sessions < 1 || max_sessions > 4096)
         return vlm__errf(err, VLM_EINVAL, "batch: %lld sessions (1 to 4096)",
                          (long long)max_sessions);
+    if (max_prefill_tokens < 0 || max_prefill_tokens > 65536)
+        return vlm__errf(err, VLM_EINVAL, "batch: %lld prefill tokens (0 to 65536)",
+                         (long long)max_prefill_tokens);
     vlm_batch *b = calloc(1, sizeof *b);
     if (!b) return vlm__errf(err, VLM_ENOMEM, "batch: out of memory");
     b->engine = e;
     b->max = max_sessions;
+    b->max_prefill = max_prefill_tokens;
     size_t n = (size_t)max_sessions;
     b->live = malloc(n * sizeof *b->live);
-    b->ctxs = malloc(n * sizeof *b->ctxs);
+    b->seqs = malloc(n * sizeof *b->seqs);
     b->toks = malloc(n * sizeof *b->toks);
-    b->pos = malloc(n * sizeof *b->pos);
+    b->pos = malloc(3 * n * sizeof *b->pos);
     b->t0 = malloc(n * sizeof *b->t0);
     int rc = 0;
-    if (!b->live || !b->ctxs || !b->toks || !b->pos || !b->t0) {
+    if (!b->live || !b->seqs || !b->toks || !b->pos || !b->t0) {
         rc = vlm__errf(err, VLM_ENOMEM, "batch: out of memory");
     } else {
-        /* one token per session a step: n_ctx only has to hold the step's new K/V */
-        vlm_ctx_params cp = {.n_ctx = max_sessions, .n_batch = max_sessions,
-                             .n_logits = max_sessions, .n_patches = 0};
+        /* rows for a step's one token per session or a group of prefills; n_ctx only
+         * has to hold those rows' new K/V */
+        int64_t rows = max64(max_sessions, max_prefill_tokens);
+        vlm_ctx_params cp = {.n_ctx = rows, .n_batch = rows, .n_logits = max_sessions,
+                             .n_patches = 0};
         rc = vlm_ctx_new(e->model, &cp, &b->ctx, err);
     }
     if (rc) {
@@ -613,11 +642,57 @@ void vlm_batch_free(vlm_batch *b) {
     if (!b) return;
     vlm_ctx_free(b->ctx);
     free(b->live);
-    free(b->ctxs);
+    free(b->seqs);
     free(b->toks);
     free(b->pos);
     free(b->t0);
     free(b);
+}
+
+/* Step 5 for the prepared sessions ss[live[0..n_live)]: their prefills, several in one
+ * forward while they fit in max_prefill tokens, a larger one alone on its own context.
+ * Returns how many sessions are left in live (those whose prefill failed are out). */
+static int64_t batch_prefill(vlm_batch *b, vlm_session *const *ss, int64_t n_live,
+                             vlm_chunk_result *res, int *rcs, char (*errs)[VLM_ERR_LEN]) {
+    int64_t *live = b->live, k = 0;
+    while (k < n_live) {
+        int64_t m = 0, tokens = 0;
+        while (k + m < n_live && tokens + ss[live[k + m]]->prefill.n <= b->max_prefill) {
+            b->seqs[m] = ss[live[k + m]]->prefill;
+            tokens += b->seqs[m++].n;
+        }
+        double tp = now_ms();
+        int rc = m > 1 ? vlm_llm_forward_batch(b->ctx, b->seqs, m, NULL) : 0;
+        if (m > 1 && rc == 0) {
+            for (int64_t g = 0; g < m; g++) {
+                int64_t i = live[k + g];
+                rcs[i] = chunk_prefilled(ss[i], 0, vlm_tensor_rows(b->ctx->logits, g, 1), errs[i]);
+                res[i].ms_prefill = now_ms() - tp;
+                res[i].prefill_streams = m;
+            }
+            k += m;
+            continue;
+        }
+        /* alone: one that does not fit, or every one of a group whose forward failed (a
+         * session's bad prefill then fails that session only) */
+        if (m < 1) m = 1;
+        for (int64_t g = 0; g < m; g++) {
+            int64_t i = live[k + g];
+            vlm_session *s = ss[i];
+            const vlm_llm_seq *p = &s->prefill;
+            tp = now_ms();
+            rc = vlm_llm_forward(p->c, p->ids, p->n, p->pos, p->vis_slots, p->n_vis, p->vis, 1,
+                                 NULL);
+            rcs[i] = chunk_prefilled(s, rc, vlm_tensor_rows(p->c->logits, 0, 1), errs[i]);
+            res[i].ms_prefill = now_ms() - tp;
+            res[i].prefill_streams = 1;
+        }
+        k += m;
+    }
+    int64_t left = 0;
+    for (k = 0; k < n_live; k++)
+        if (!rcs[live[k]]) live[left++] = live[k];
+    return left;
 }
 
 int vlm_batch_push_chunks(vlm_batch *b, vlm_session *const *ss, int64_t n,
@@ -641,15 +716,18 @@ int vlm_batch_push_chunks(vlm_batch *b, vlm_session *const *ss, int64_t n,
                 rcs[i] = vlm__errf(errs[i], VLM_EINVAL, "batch: session %lld appears twice "
                                    "(as %lld)", (long long)i, (long long)j);
     }
-    /* steps 1-5 one session after the other: vision and prefill are large already */
+    /* steps 1-4 one session after the other (the vision tower is large already), then
+     * the prefills, small ones together */
     int64_t n_live = 0;
     for (int64_t i = 0; i < n; i++) {
         b->t0[i] = now_ms();
-        if (rcs[i] || (rcs[i] = chunk_begin(ss[i], frames[i], t_start[i], t_end[i], &res[i],
-                                            errs[i])))
+        if (rcs[i] || (rcs[i] = chunk_prepare(ss[i], frames[i], t_start[i], t_end[i], &res[i],
+                                              errs[i])))
             continue;
         b->live[n_live++] = i;
     }
+    n_live = batch_prefill(b, ss, n_live, res, rcs, errs);
+
     /* step 6 together: one forward per step over every session still generating */
     double td = now_ms();
     while (n_live > 0) {
@@ -660,17 +738,19 @@ int vlm_batch_push_chunks(vlm_batch *b, vlm_session *const *ss, int64_t n,
         for (int64_t k = 0; k < n_live; k++) {
             int64_t i = b->live[k];
             if (i < 0) continue;
-            int rc = chunk_sample(ss[i], &b->toks[m], &b->pos[m], errs[i]);
+            float *p = &b->pos[3 * m];
+            int rc = chunk_sample(ss[i], &b->toks[m], p, errs[i]);
             if (rc < 0) rcs[i] = rc;
             if (rc != 1) continue;
+            p[1] = p[2] = p[0]; /* text: t = h = w */
             b->live[m] = i;
-            b->ctxs[m] = ss[i]->ctx;
+            b->seqs[m] = (vlm_llm_seq){.c = ss[i]->ctx, .ids = &b->toks[m], .pos = p, .n = 1};
             m++;
         }
         n_live = m;
         if (m == 0) break;
         /* no logits copied here: each session reads its row in chunk_forwarded */
-        int rc = vlm_llm_decode_batch(b->ctx, b->ctxs, b->toks, b->pos, m, NULL);
+        int rc = vlm_llm_forward_batch(b->ctx, b->seqs, m, NULL);
         if (rc) {
             for (int64_t k = 0; k < m; k++) {
                 int64_t i = b->live[k];

@@ -121,6 +121,7 @@ struct vlm_session {
     size_t resize_scratch_bytes;
     float *pixels;            /* [patches, patch_in] */
     int32_t *slots;           /* vision slots in the prefill tail */
+    vlm_llm_seq prefill;      /* this chunk's prefill, set by chunk_prepare */
     float *logits;            /* [vocab] the current logits row (host), when copied */
     vlm_tensor lrow;          /* the current logits row in backend memory */
     bool logits_on_host;      /* lrow has been copied to logits */

@@ -103,6 +103,7 @@ typedef struct vlm_chunk_result {
     int64_t n_retained;      /* tokens retained after this chunk */
     int64_t n_cached;        /* of which in the KV cache */
     double ms_vision, ms_prefill, ms_decode, ms_total;
+    int64_t prefill_streams; /* streams whose prefills ran in this one's forward (1: alone) */
 } vlm_chunk_result;
 
 /* Run one 1-second chunk: frames[0..1] are the frames at (or just after) t_start and
@@ -112,18 +113,21 @@ int vlm_session_push_chunk(vlm_session *s, const vlm_frame frames[2], double t_s
                            double t_end, vlm_chunk_result *res, char *err);
 
 /* Several streams at once.  A vlm_batch is the run state for pushing one chunk to each
- * of up to max_sessions sessions of engine e in one call: each session's eviction,
- * vision tower and prefill run in turn, then their decode steps run together — one
- * forward over one token of every session still generating, so the weights are read
- * once per step for all of them.  Sessions stay independent (each gets exactly the
- * tokens it would alone, up to float rounding of the batched products).  Owned by the
- * caller; it borrows e. */
-int vlm_batch_new(vlm_engine *e, int64_t max_sessions, vlm_batch **out, char *err);
+ * of up to max_sessions sessions of engine e in one call: each session's eviction and
+ * vision tower run in turn; their prefills run together, several in one forward while
+ * they add up to at most max_prefill_tokens tokens (0: each alone; a larger one runs
+ * alone); then their decode steps run together — one forward over one token of every
+ * session still generating.  Either way the weights are read once for all of them.
+ * Sessions stay independent (each gets exactly the tokens it would alone, up to float
+ * rounding of the batched products).  Owned by the caller; it borrows e. */
+int vlm_batch_new(vlm_engine *e, int64_t max_sessions, int64_t max_prefill_tokens,
+                  vlm_batch **out, char *err);
 void vlm_batch_free(vlm_batch *b); /* NULL is a no-op */
 
 /* Push chunk i (frames[i], [t_start[i], t_end[i])) to ss[i] for i < n, n <= max_sessions,
  * sessions distinct.  Per session: rcs[i] (0 or a VLM_E* code), errs[i] and res[i] as
- * vlm_session_push_chunk gives them (ms_decode is the shared decode loop's time).  A
+ * vlm_session_push_chunk gives them (ms_prefill is its prefill forward's time, shared
+ * with the sessions prefilled with it; ms_decode is the shared decode loop's).  A
  * session's failure does not stop the others.  Returns 0 when every session succeeded,
  * else the first failure's code.  Allocates nothing. */
 int vlm_batch_push_chunks(vlm_batch *b, vlm_session *const *ss, int64_t n,

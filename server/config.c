@@ -97,6 +97,8 @@ static const config_key keys[] = {
      "CPU threads for the engine; 0: all cores"},
     {"batch", T_INT, FIELD(batch), "8", 1, 256, NULL, RESTART, PUBLIC,
      "most streams whose decode steps share one forward; 1: one stream at a time"},
+    {"batch_prefill_tokens", T_INT, FIELD(batch_prefill_tokens), "1024", 0, 65536, NULL, RESTART,
+     PUBLIC, "most tokens of several streams' prefills run in one forward; 0: each alone"},
     {"token", T_TOKEN, FIELD(token), "", 0, 0, NULL, RELOAD, SECRET,
      "bearer token for control, subscribe and ingest; \"\": none (printed as \"***\")"},
     {"log_level", T_ENUM, FIELD(log_level), "info", 0, 0, loglevel_names, RELOAD, PUBLIC,

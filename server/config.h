@@ -112,6 +112,7 @@ typedef struct config {
     config_backend backend;
     int64_t threads;                  /* engine CPU threads; 0: all cores */
     int64_t batch;                    /* most streams decoded in one forward */
+    int64_t batch_prefill_tokens;     /* most prefill tokens in one batched forward */
     char token[CONFIG_TOKEN_MAX + 1]; /* bearer token; "": no authentication */
     log_level log_level;
     int64_t max_streams;

@@ -179,7 +179,8 @@ static int load(infer *inf, char *err) {
     rc = vlm_session_push_chunk(s, f, 0, 1, &res, err);
     free(px);
     vlm_session_free(s);
-    if (!rc) rc = vlm_batch_new(inf->engine, inf->p.batch, &inf->batch, err);
+    if (!rc) rc = vlm_batch_new(inf->engine, inf->p.batch, inf->p.batch_prefill_tokens,
+                                 &inf->batch, err);
     snprintf(inf->desc, sizeof inf->desc, "%s", vlm_engine_describe(inf->engine));
     LOGI("infer: model %s loaded (%s), frames %lldx%lld, up to %lld streams a batch, warm-up "
          "chunk %.0f ms, ready in %.1f s", inf->model_dir, inf->desc, (long long)inf->frame_w,

@@ -45,6 +45,7 @@ typedef struct infer_params {
     const char *backend;          /* cpu, cuda, auto */
     int threads;
     int64_t batch;                /* most streams per batched push (>= 1) */
+    int64_t batch_prefill_tokens; /* most prefill tokens in one batched forward (0: none) */
     int64_t vision_window, text_rounds, prev_sink, prev_window, max_new_tokens;
 } infer_params;
 

@@ -381,6 +381,7 @@ int main(int argc, char **argv) {
     sd_notifyf(0, "STATUS=loading model %s", a.cfg.model);
     infer_params ip = {.model_dir = a.cfg.model, .backend = config_backend_name(a.cfg.backend),
                        .threads = (int)a.cfg.threads, .batch = a.cfg.batch,
+                       .batch_prefill_tokens = a.cfg.batch_prefill_tokens,
                        .vision_window = a.cfg.policy.vision_window,
                        .text_rounds = a.cfg.policy.text_rounds,
                        .prev_sink = a.cfg.policy.prev_sink,

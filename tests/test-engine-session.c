@@ -463,12 +463,24 @@ static void log_logits(vlm_session *s, logits_log *lg, int64_t max_rows) {
     s->hook_user = lg;
 }
 
+/* The prefill groups vlm_batch_push_chunks should have made of ss[0..n): in order,
+ * several while their tails add up to at most budget tokens, else one alone. */
+static void expect_groups(vlm_session *const *ss, int64_t n, int64_t budget, int64_t *want) {
+    for (int64_t k = 0; k < n;) {
+        int64_t m = 0, tokens = 0;
+        while (k + m < n && tokens + ss[k + m]->prefill.n <= budget) tokens += ss[k + m++]->prefill.n;
+        if (m < 2) m = 1;
+        for (int64_t g = 0; g < m; g++) want[k + g] = m;
+        k += m;
+    }
+}
+
 /* Three streams with different pictures and different max_new_tokens (so they stop
- * decoding at different steps), eviction running: pushed together, each says exactly
- * what it says alone, its retained sequence is the same and every step's logits row
- * agrees (the batched products may round differently, so 1e-4, not bit-equal). */
-static void test_batch_matches_sequential(void) {
-    vlm_engine *e = load_tiny();
+ * decoding at different steps), eviction running: pushed together with prefill budget
+ * `budget`, each says exactly what it says alone, its retained sequence is the same and
+ * every step's logits row agrees (the batched products may round differently, so 1e-4,
+ * not bit-equal).  seen[m] counts the prefills that ran in groups of m. */
+static void batch_vs_alone(vlm_engine *e, int64_t budget, int64_t seen[NB + 1]) {
     int64_t w = 224, h = 168, M[NB] = {6, 2, 9};
     vlm_session *alone[NB], *together[NB];
     logits_log lg_alone[NB], lg_together[NB];
@@ -481,7 +493,7 @@ static void test_batch_matches_sequential(void) {
     }
     vlm_batch *b = NULL;
     char err[VLM_ERR_LEN];
-    ASSERT_MSG(vlm_batch_new(e, 4, &b, err) == 0, "%s", err);
+    ASSERT_MSG(vlm_batch_new(e, 4, budget, &b, err) == 0, "%s", err);
     uint8_t *px = malloc((size_t)(NB * 2 * w * h * 3));
     int64_t V = alone[0]->model->cfg.vocab, n_rows = 0;
     float max_d = 0, max_abs = 0;
@@ -491,19 +503,26 @@ static void test_batch_matches_sequential(void) {
         vlm_chunk_result want[NB], got[NB];
         int rcs[NB];
         char errs[NB][VLM_ERR_LEN];
+        int64_t groups[NB];
         for (int k = 0; k < NB; k++) {
             batch_frames(px + k * 2 * w * h * 3, w, h, k, i, f[k]);
             t0[k] = (double)i + 0.5 * k;
             t1[k] = t0[k] + 1.0;
             ASSERT_MSG(vlm_session_push_chunk(alone[k], f[k], t0[k], t1[k], &want[k], err) == 0,
                        "stream %d chunk %lld alone: %s", k, (long long)i, err);
+            ASSERT_EQ_INT(want[k].prefill_streams, 1);
         }
         ASSERT_MSG(vlm_batch_push_chunks(b, together, NB, (const vlm_frame(*)[2])f, t0, t1, got,
                                          rcs, errs) == 0,
                    "chunk %lld: %s / %s / %s", (long long)i, errs[0], errs[1], errs[2]);
+        expect_groups(together, NB, budget, groups);
         for (int k = 0; k < NB; k++) {
             vlm_session *a = alone[k], *t = together[k];
             ASSERT_EQ_INT(rcs[k], 0);
+            ASSERT_MSG(got[k].prefill_streams == groups[k], "budget %lld chunk %lld stream %d: "
+                       "prefilled with %lld streams, want %lld", (long long)budget, (long long)i,
+                       k, (long long)got[k].prefill_streams, (long long)groups[k]);
+            seen[groups[k]]++;
             ASSERT_MSG(!strcmp(want[k].text, got[k].text), "stream %d chunk %lld: %s vs %s", k,
                        (long long)i, want[k].text, got[k].text);
             ASSERT_EQ_INT(got[k].n_generated, want[k].n_generated);
@@ -530,8 +549,10 @@ static void test_batch_matches_sequential(void) {
         }
     }
     ASSERT(max_abs > 0); /* the rows were written */
-    printf("batched vs alone: %lld logits rows within %.3g (largest |logit| %.3g)\n",
-           (long long)n_rows, max_d, max_abs);
+    printf("prefill budget %4lld: batched vs alone, %lld logits rows within %.3g (largest "
+           "|logit| %.3g); prefills alone %lld, in pairs %lld, in threes %lld\n",
+           (long long)budget, (long long)n_rows, max_d, max_abs, (long long)seen[1],
+           (long long)seen[2], (long long)seen[3]);
     free(px);
     vlm_batch_free(b);
     for (int k = 0; k < NB; k++) {
@@ -540,6 +561,35 @@ static void test_batch_matches_sequential(void) {
         free(lg_alone[k].row);
         free(lg_together[k].row);
     }
+}
+
+/* Batched against alone with the prefills each alone, in groups of two and one alone
+ * (a budget of two and a half later-chunk tails), and all together. */
+static void test_batch_matches_sequential(void) {
+    vlm_engine *e = load_tiny();
+    /* a later chunk's tail, the unit of the middle budget */
+    vlm_policy p = small_windows(e, 2);
+    vlm_session *probe = tiny_session(e, &p, 224, 168);
+    uint8_t *px = malloc((size_t)(2 * 224 * 168 * 3));
+    vlm_frame f[2];
+    vlm_chunk_result r;
+    char err[VLM_ERR_LEN];
+    for (int64_t i = 0; i < 2; i++) {
+        batch_frames(px, 224, 168, 0, i, f);
+        ASSERT_MSG(vlm_session_push_chunk(probe, f, (double)i, i + 1.0, &r, err) == 0, "%s", err);
+    }
+    int64_t tail = probe->prefill.n;
+    vlm_session_free(probe);
+    free(px);
+
+    int64_t none[NB + 1] = {0}, mixed[NB + 1] = {0}, all[NB + 1] = {0};
+    batch_vs_alone(e, 0, none);
+    ASSERT_EQ_INT(none[1], 10 * NB);
+    batch_vs_alone(e, 2 * tail + tail / 2, mixed);
+    ASSERT_MSG(mixed[1] > 0 && mixed[2] > 0, "no mix of pairs and singles (%lld, %lld)",
+               (long long)mixed[1], (long long)mixed[2]);
+    batch_vs_alone(e, 1024, all);
+    ASSERT_MSG(all[NB] > 0, "no prefill of all %d streams together", NB);
     vlm_engine_free(e);
 }
 
@@ -659,7 +709,7 @@ static void test_session_backend_draws_and_graphs(void) {
             }
             vlm_batch *b = NULL;
             char err[VLM_ERR_LEN];
-            ASSERT_MSG(vlm_batch_new(e, 2, &b, err) == 0, "%s", err);
+            ASSERT_MSG(vlm_batch_new(e, 2, 1024, &b, err) == 0, "%s", err);
             uint8_t *px = malloc((size_t)(2 * 2 * w * h * 3));
             int distinct = 0, apart = 0;
             char first[VLM_TEXT_MAX] = "";
@@ -729,8 +779,9 @@ static void test_batch_errors_and_no_allocation(void) {
     for (int k = 0; k < NB; k++) s[k] = tiny_session(e, &p, w, h);
     vlm_batch *b = NULL;
     char err[VLM_ERR_LEN];
-    ASSERT(vlm_batch_new(e, 0, &b, err) == VLM_EINVAL && strstr(err, "sessions"));
-    ASSERT_MSG(vlm_batch_new(e, NB, &b, err) == 0, "%s", err);
+    ASSERT(vlm_batch_new(e, 0, 1024, &b, err) == VLM_EINVAL && strstr(err, "sessions"));
+    ASSERT(vlm_batch_new(e, NB, -1, &b, err) == VLM_EINVAL && strstr(err, "prefill tokens"));
+    ASSERT_MSG(vlm_batch_new(e, NB, 1024, &b, err) == 0, "%s", err);
     uint8_t *px = __libc_malloc((size_t)(NB * 2 * w * h * 3));
     vlm_frame f[NB][2];
     double t0[NB], t1[NB];
@@ -750,9 +801,24 @@ static void test_batch_errors_and_no_allocation(void) {
     ASSERT(res[0].n_generated >= 1 && res[2].n_generated >= 1);
     ASSERT_EQ_INT(vlm_session_chunks(s[0]), 1);
     ASSERT_EQ_INT(vlm_session_chunks(s[1]), 0);
+    /* a prefill that fails in a group fails its own session only: a token outside the
+     * vocabulary in one stream's turn fails the group's forward, which is then run
+     * again one session at a time */
+    vlm_session *bad = tiny_session(e, &p, w, h);
+    bad->pc.user_header.v[0] = (int32_t)(e->model->cfg.vocab + 5);
+    vlm_session *mix[NB] = {s[0], bad, s[2]};
+    t1[1] = 1;
+    ASSERT(vlm_batch_push_chunks(b, mix, NB, (const vlm_frame(*)[2])f, t0, t1, res, rcs, errs) ==
+           VLM_ERANGE);
+    ASSERT_MSG(rcs[0] == 0 && rcs[2] == 0, "%s / %s", errs[0], errs[2]);
+    ASSERT_MSG(rcs[1] == VLM_ERANGE && strstr(errs[1], "prefill"), "%d %s", rcs[1], errs[1]);
+    ASSERT(res[0].prefill_streams == 1 && res[2].prefill_streams == 1);
+    ASSERT(res[0].n_generated >= 1 && res[2].n_generated >= 1);
+    ASSERT_EQ_INT(vlm_session_chunks(s[0]), 2);
+    ASSERT_EQ_INT(vlm_session_chunks(bad), 0);
+    vlm_session_free(bad);
     /* the same session twice */
     vlm_session *dup[2] = {s[0], s[0]};
-    t1[1] = 1;
     ASSERT(vlm_batch_push_chunks(b, dup, 2, (const vlm_frame(*)[2])f, t0, t1, res, rcs, errs) != 0);
     ASSERT_MSG(rcs[1] == VLM_EINVAL && strstr(errs[1], "twice"), "%s", errs[1]);
     /* more sessions than the batch was made for */

@@ -8,6 +8,10 @@
  * The pool's workers block on a condition variable between ops: spinning workers (as
  * OpenMP's and OpenBLAS' do) starve the daemon's GStreamer and loop threads on a small
  * machine — a 20x latency collapse with one stream on 2 cores.
+ * A failpoint for tests of what a device fault does to the daemon: with
+ * VLM_CPU_FAULT_AFTER=N in the environment, the op after the first N fails, and from
+ * then on every op, copy and synchronize fails with VLM_EBACKEND, as a CUDA backend
+ * does after an error mid-stream.
  * Thread: one caller at a time (the inference thread that owns the model).
  */
 #include <cblas.h>
@@ -36,6 +40,8 @@ typedef struct worker_arg {
 struct cpu_ctx {
     int n_threads;
     char last_error[VLM_ERR_LEN];
+    int64_t fault_after;   /* ops left before the injected fault; < 0: none */
+    bool faulted;          /* the injected fault happened: everything fails */
     /* the pool */
     pthread_t workers[CPU_MAX_THREADS];
     int n_workers;
@@ -383,7 +389,19 @@ static bool cpu_supports_op(vlm_backend *be, const vlm_op *op) {
     }
 }
 
+/* The failpoint (see the top): whether the backend is unusable now. */
+static bool cpu_faulted(vlm_backend *be) {
+    cpu_ctx *c = ctx_of(be);
+    if (c->faulted) return true;
+    if (c->fault_after < 0 || c->fault_after-- > 0) return false;
+    c->faulted = true;
+    cpu_fail(be, VLM_EBACKEND, "%s", "injected fault (VLM_CPU_FAULT_AFTER): the backend is "
+             "unusable");
+    return true;
+}
+
 static int cpu_compute(vlm_backend *be, const vlm_op *op) {
+    if (cpu_faulted(be)) return VLM_EBACKEND;
     switch (op->kind) {
     case VLM_OP_MATMUL: return cpu_matmul(be, op);
     case VLM_OP_RMS_NORM: return cpu_rms_norm(be, op);
@@ -413,14 +431,13 @@ static void cpu_free_buffer(vlm_backend *be, void *ptr) {
 }
 
 static int cpu_copy(vlm_backend *be, void *dst, const void *src, size_t n) {
-    (void)be;
+    if (ctx_of(be)->faulted) return VLM_EBACKEND;
     memcpy(dst, src, n);
     return 0;
 }
 
 static int cpu_synchronize(vlm_backend *be) {
-    (void)be;
-    return 0;
+    return ctx_of(be)->faulted ? VLM_EBACKEND : 0;
 }
 
 static const char *cpu_last_error(vlm_backend *be) {
@@ -469,6 +486,8 @@ vlm_backend *vlm_backend_cpu_new(int n_threads) {
     }
     if (n_threads > CPU_MAX_THREADS) n_threads = CPU_MAX_THREADS;
     c->n_threads = n_threads;
+    const char *fault = getenv("VLM_CPU_FAULT_AFTER");
+    c->fault_after = fault && *fault ? strtoll(fault, NULL, 10) : -1;
     openblas_set_num_threads(1); /* threads come from the pool: see matmul_task */
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->go, NULL);

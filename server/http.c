@@ -349,7 +349,8 @@ static void route(struct lws *wsi, http_session *pss) {
             respond_text(pss, 200, "application/json", "{\"ready\":true}\n");
         } else {
             json_t *o = json_pack("{s:b,s:s}", "ready", 0, "reason",
-                                  a->shutting_down ? "shutting down" : a->not_ready);
+                                  a->shutting_down && !a->exit_code ? "shutting down"
+                                                                    : a->not_ready);
             char *txt = json_dumps(o, JSON_COMPACT);
             json_decref(o);
             respond(pss, 503, "application/json", txt, txt ? strlen(txt) : 0);

@@ -127,6 +127,7 @@ static void on_result(void *user, infer_result *r) {
     case INFER_RESULT_LOAD_FAILED:
         LOGE("model %s: %s", a->cfg.model, r->detail);
         snprintf(a->not_ready, sizeof a->not_ready, "model failed to load: %.200s", r->detail);
+        sd_notifyf(0, "STATUS=%s", a->not_ready);
         app_shutdown(a, 1);
         return;
     case INFER_RESULT_FATAL:
@@ -134,6 +135,7 @@ static void on_result(void *user, infer_result *r) {
         a->engine_errors++;
         a->ready = false;
         snprintf(a->not_ready, sizeof a->not_ready, "engine failed: %.200s", r->detail);
+        sd_notifyf(0, "STATUS=%s", a->not_ready); /* what `systemctl status` shows */
         app_shutdown(a, 1);
         return;
     case INFER_RESULT_CLOSED:

@@ -2,9 +2,10 @@
  *
  * Plain f32 math; weights are held as f32 (the loader widens BF16/F16 files).  GEMMs go
  * to single-threaded OpenBLAS (cblas_sgemm/sgemv) on slices of the output features, one
- * slice per pool thread; everything else is a plain loop split over rows or (row, head)
- * pairs.  Attention uses an online softmax per (query, head) so it needs no scratch
- * memory at all; nothing here allocates after creation.
+ * slice per pool thread; attention is flash attention on tiles of query rows with
+ * single-threaded GEMMs inside (see its section); everything else is a plain loop split
+ * over rows.  Nothing here allocates after creation (the attention tiles' scratch is
+ * planned with the pool).
  * The pool's workers block on a condition variable between ops: spinning workers (as
  * OpenMP's and OpenBLAS' do) starve the daemon's GStreamer and loop threads on a small
  * machine — a 20x latency collapse with one stream on 2 cores.
@@ -40,6 +41,7 @@ typedef struct worker_arg {
 struct cpu_ctx {
     int n_threads;
     char last_error[VLM_ERR_LEN];
+    float *att_scratch;    /* attention tiles: ATT_SCRATCH floats per thread */
     int64_t fault_after;   /* ops left before the injected fault; < 0: none */
     bool faulted;          /* the injected fault happened: everything fails */
     /* the pool */
@@ -238,63 +240,136 @@ static int cpu_rope(vlm_backend *be, const vlm_op *op) {
     return 0;
 }
 
-/* softmax(q·kᵀ·scale)·v for one (query row, head), online (running max and sum). */
-static void attend_one(float *out, const float *q, const float *k, const float *v,
-                       int64_t k_stride, int64_t lo, int64_t hi, int64_t d, float scale) {
-    float acc[512];
-    float m = -INFINITY, l = 0.0f;
-    for (int64_t j = 0; j < d; j++) acc[j] = 0.0f;
-    for (int64_t t = lo; t < hi; t++) {
-        const float *kt = k + t * k_stride, *vt = v + t * k_stride;
-        float s = 0.0f;
-        for (int64_t j = 0; j < d; j++) s += q[j] * kt[j];
-        s *= scale;
-        if (s > m) {
-            float c = expf(m - s);
-            l *= c;
-            for (int64_t j = 0; j < d; j++) acc[j] *= c;
-            m = s;
+/* ---- attention ----
+ * Flash attention on the CPU.  A unit of work is a tile of query rows of one KV head's
+ * query heads: ATT_BQ rows of one head, never across a segment boundary, or for a single
+ * query row (decode) up to ATT_BQ of the group's heads, which share the row's keys.  The
+ * tile walks its keys in blocks of ATT_BK: S = Q·Kᵀ·scale is one GEMM, keys outside a
+ * row's range are masked, each row's running max and sum (online softmax) rescale its
+ * output once per block, and O += P·V is a second GEMM.  The per-thread scratch (S and
+ * O) is planned at creation. */
+#define ATT_BQ 32
+#define ATT_BK 128
+#define ATT_DMAX 512
+#define ATT_SCRATCH (ATT_BQ * ATT_BK + ATT_BQ * ATT_DMAX) /* floats per thread */
+
+/* [lo, hi) of the keys query row i sees: causal aligned bottom-right, or with segment
+ * bounds cu[0..nseg] the whole segment holding i (a row in none stays causal). */
+static void att_row_range(int64_t i, int64_t nq, int64_t nk, const int32_t *cu, int64_t nseg,
+                          int64_t *lo, int64_t *hi) {
+    *lo = 0;
+    *hi = nk - nq + i + 1;
+    for (int64_t s = 0; s < nseg; s++)
+        if (i >= cu[s] && i < cu[s + 1]) {
+            *lo = cu[s];
+            *hi = cu[s + 1];
+            return;
         }
-        float p = expf(s - m);
-        l += p;
-        for (int64_t j = 0; j < d; j++) acc[j] += p * vt[j];
-    }
-    float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    for (int64_t j = 0; j < d; j++) out[j] = acc[j] * inv;
 }
 
-/* thread t of nt takes every nt-th (query, head) pair: causal rows differ in length */
+/* out[r] = softmax(q[r]·kᵀ·scale over keys [lo[r], hi[r]))·v for m ≤ ATT_BQ rows; q and
+ * out rows ldq floats apart, k and v rows ldk apart.  A row with no keys gets zeros. */
+static void attend_rows(float *out, const float *q, int64_t ldq, int64_t m, const int64_t *lo,
+                        const int64_t *hi, const float *k, const float *v, int64_t ldk,
+                        int64_t d, float scale, float *scratch) {
+    float *S = scratch, *O = scratch + ATT_BQ * ATT_BK;
+    float mx[ATT_BQ], sum[ATT_BQ];
+    int64_t k0 = lo[0], k1 = hi[0];
+    for (int64_t r = 0; r < m; r++) {
+        mx[r] = -INFINITY;
+        sum[r] = 0.0f;
+        k0 = lo[r] < k0 ? lo[r] : k0;
+        k1 = hi[r] > k1 ? hi[r] : k1;
+    }
+    memset(O, 0, sizeof(float) * (size_t)(m * d));
+    for (int64_t t0 = k0; t0 < k1; t0 += ATT_BK) {
+        int64_t nb = k1 - t0 < ATT_BK ? k1 - t0 : ATT_BK;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)nb, (int)d, scale, q,
+                    (int)ldq, k + t0 * ldk, (int)ldk, 0.0f, S, ATT_BK);
+        for (int64_t r = 0; r < m; r++) {
+            float *sr = S + r * ATT_BK, bmax = -INFINITY;
+            for (int64_t j = 0; j < nb; j++) {
+                if (t0 + j < lo[r] || t0 + j >= hi[r]) sr[j] = -INFINITY;
+                bmax = sr[j] > bmax ? sr[j] : bmax;
+            }
+            if (bmax == -INFINITY) { /* no key of this block: P row zero */
+                memset(sr, 0, sizeof(float) * (size_t)nb);
+                continue;
+            }
+            float mnew = bmax > mx[r] ? bmax : mx[r], ps = 0.0f;
+            if (mnew > mx[r]) { /* the row's earlier terms, rescaled to the new max */
+                float c = expf(mx[r] - mnew);
+                sum[r] *= c;
+                for (int64_t j = 0; j < d; j++) O[r * d + j] *= c;
+                mx[r] = mnew;
+            }
+            for (int64_t j = 0; j < nb; j++) ps += (sr[j] = expf(sr[j] - mnew));
+            sum[r] += ps;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)d, (int)nb, 1.0f, S,
+                    ATT_BK, v + t0 * ldk, (int)ldk, 1.0f, O, (int)d);
+    }
+    for (int64_t r = 0; r < m; r++) {
+        float inv = sum[r] > 0.0f ? 1.0f / sum[r] : 0.0f;
+        for (int64_t j = 0; j < d; j++) out[r * ldq + j] = O[r * d + j] * inv;
+    }
+}
+
+typedef struct att_job {
+    const vlm_op *op;
+    float *scratch; /* ATT_SCRATCH floats per thread */
+} att_job;
+
+/* Thread t of nt takes every nt-th (row tile, KV head) unit: causal tiles differ in
+ * length, so interleaving balances them. */
 static void attention_task(const void *p, int t, int nt) {
-    const vlm_op *op = p;
+    const att_job *job = p;
+    const vlm_op *op = job->op;
     vlm_tensor q = op->src[0], k = op->src[1], v = op->src[2], seg = op->src[3];
     int64_t nq = q.ne[0], nk = k.ne[0];
     int64_t H = op->p.attention.n_head, KVH = op->p.attention.n_kv_head;
-    int64_t d = op->p.attention.head_dim, group = H / KVH;
-    float scale = op->p.attention.scale;
+    int64_t d = op->p.attention.head_dim, group = H / KVH, ldk = KVH * d;
+    float scale = op->p.attention.scale, *scratch = job->scratch + (size_t)t * ATT_SCRATCH;
     const int32_t *cu = seg.data ? (const int32_t *)seg.data : NULL;
     int64_t nseg = seg.data ? vlm_tensor_numel(seg) - 1 : 0;
-    for (int64_t ih = t; ih < nq * H; ih += nt) {
-        int64_t i = ih / H, h = ih % H, kvh = h / group;
-        int64_t lo = 0, hi = nk - nq + i + 1;
-        if (cu) { /* the segment holding row i */
-            for (int64_t s = 0; s < nseg; s++)
-                if (i >= cu[s] && i < cu[s + 1]) {
-                    lo = cu[s];
-                    hi = cu[s + 1];
-                    break;
+    int64_t lo[ATT_BQ], hi[ATT_BQ], unit = 0;
+    for (int64_t r0 = 0, r1; r0 < nq; r0 = r1) {
+        /* the tile: up to ATT_BQ rows, ending at the next segment bound */
+        r1 = r0 + ATT_BQ < nq ? r0 + ATT_BQ : nq;
+        for (int64_t s = 0; cu && s <= nseg; s++)
+            if (cu[s] > r0 && cu[s] < r1) r1 = cu[s];
+        for (int64_t g = 0; g < KVH; g++, unit++) {
+            if (unit % nt != t) continue;
+            const float *kg = f32(k) + g * d, *vg = f32(v) + g * d;
+            if (r1 - r0 == 1) { /* one row: the group's heads are the rows */
+                for (int64_t h0 = 0; h0 < group; h0 += ATT_BQ) {
+                    int64_t m = group - h0 < ATT_BQ ? group - h0 : ATT_BQ;
+                    int64_t off = (r0 * H + g * group + h0) * d;
+                    for (int64_t r = 0; r < m; r++)
+                        att_row_range(r0, nq, nk, cu, nseg, &lo[r], &hi[r]);
+                    attend_rows(f32(op->out) + off, f32(q) + off, d, m, lo, hi, kg, vg, ldk, d,
+                                scale, scratch);
                 }
+                continue;
+            }
+            for (int64_t r = r0; r < r1; r++)
+                att_row_range(r, nq, nk, cu, nseg, &lo[r - r0], &hi[r - r0]);
+            for (int64_t h = g * group; h < (g + 1) * group; h++) {
+                int64_t off = (r0 * H + h) * d;
+                attend_rows(f32(op->out) + off, f32(q) + off, H * d, r1 - r0, lo, hi, kg, vg,
+                            ldk, d, scale, scratch);
+            }
         }
-        attend_one(f32(op->out) + (i * H + h) * d, f32(q) + (i * H + h) * d, f32(k) + kvh * d,
-                   f32(v) + kvh * d, KVH * d, lo, hi, d, scale);
     }
 }
 
 static int cpu_attention(vlm_backend *be, const vlm_op *op) {
-    if (op->p.attention.head_dim > 512)
+    if (op->p.attention.head_dim > ATT_DMAX)
         return cpu_fail(be, VLM_EUNSUPPORTED, "attention: head_dim %s > 512", "");
     int64_t work = op->src[0].ne[0] * op->src[1].ne[0] * op->p.attention.n_head *
                    op->p.attention.head_dim;
-    run_parallel(ctx_of(be), attention_task, op, work);
+    att_job job = {op, ctx_of(be)->att_scratch};
+    run_parallel(ctx_of(be), attention_task, &job, work);
     return 0;
 }
 
@@ -454,6 +529,7 @@ static void cpu_free(vlm_backend *be) {
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->go);
     pthread_cond_destroy(&c->done);
+    free(c->att_scratch);
     free(c);
     free(be);
 }
@@ -486,6 +562,12 @@ vlm_backend *vlm_backend_cpu_new(int n_threads) {
     }
     if (n_threads > CPU_MAX_THREADS) n_threads = CPU_MAX_THREADS;
     c->n_threads = n_threads;
+    c->att_scratch = malloc(sizeof(float) * ATT_SCRATCH * (size_t)n_threads);
+    if (!c->att_scratch) {
+        free(be);
+        free(c);
+        return NULL;
+    }
     const char *fault = getenv("VLM_CPU_FAULT_AFTER");
     c->fault_after = fault && *fault ? strtoll(fault, NULL, 10) : -1;
     openblas_set_num_threads(1); /* threads come from the pool: see matmul_task */

@@ -132,6 +132,7 @@ static const op_case attention_cases[] = {
     ATT(1, 129, 4, 4, 80, 0, 0, LIM_F32, "decode, d 80 (partial lanes)"),
     ATT(1, 1000, 8, 1, 128, 0, 0, LIM_F32, "decode, 8 heads per KV head"),
     ATT(1, 300, 16, 1, 128, 0, 0, LIM_F32, "decode, 16 per KV head (f32 fallback)"),
+    ATT(1, 70, 40, 1, 16, 0, 0, LIM_F32, "decode, 40 per KV head (CPU: tiles of 32)"),
     ATT(1, 14000, 28, 4, 128, 0, 0, LIM_F32, "7B decode at a 14k cache"),
     ATT(1, 14000, 16, 2, 128, 0, 0, LIM_F32, "3B decode at a 14k cache"),
     ATT(1, 5000, 14, 2, 64, 0, 0, LIM_F32, "0.5B decode"),
@@ -654,6 +655,82 @@ static void run_cases(const op_case *cases) {
     ASSERT_MSG(bad == 0, "%d of %d cases failed", bad, n);
 }
 
+/* The CPU attention itself against softmax(q·kᵀ·scale)·v computed here in double, row
+ * by row with the plain two-pass softmax: the CPU backend is the reference the CUDA
+ * kernels are held to, so its tiling, masking and online rescaling are checked on their
+ * own.  Every attention case up to 2 GFLOP (the double loop is slow).  f32 against
+ * double: each output is off by a few ulps of f32 (NMSE ~1e-14); 1e-11 still fails a
+ * key missed or counted twice (NMSE >= 1e-6 at 14k keys). */
+#define LIM_CPU_VS_DOUBLE 1e-11
+
+static void attention_double(const op_case *c, const case_io *io, float *out) {
+    int64_t nq = c->a, nk = c->b, H = c->c, KVH = c->d, D = c->e, group = H / KVH;
+    const float *q = io->src[0].f, *k = io->src[1].f, *v = io->src[2].f;
+    const int32_t *cu = io->src[3].used ? io->src[3].i : NULL;
+    int64_t nseg = cu ? ht_numel(&io->src[3]) - 1 : 0;
+    double scale = 1.0 / sqrt((double)D), *p = malloc(sizeof(double) * (size_t)nk);
+    ASSERT(p);
+    for (int64_t i = 0; i < nq; i++)
+        for (int64_t h = 0; h < H; h++) {
+            int64_t lo = 0, hi = nk - nq + i + 1, g = h / group; /* causal, bottom-right */
+            for (int64_t s = 0; s < nseg; s++)
+                if (i >= cu[s] && i < cu[s + 1]) { /* inside a segment: all of it */
+                    lo = cu[s];
+                    hi = cu[s + 1];
+                    break;
+                }
+            double mx = -INFINITY, sum = 0.0;
+            for (int64_t t = lo; t < hi; t++) {
+                double dot = 0.0;
+                for (int64_t j = 0; j < D; j++)
+                    dot += (double)q[(i * H + h) * D + j] * k[(t * KVH + g) * D + j];
+                p[t] = dot * scale;
+                mx = p[t] > mx ? p[t] : mx;
+            }
+            for (int64_t t = lo; t < hi; t++) sum += (p[t] = exp(p[t] - mx));
+            for (int64_t j = 0; j < D; j++) {
+                double o = 0.0;
+                for (int64_t t = lo; t < hi; t++) o += p[t] * v[(t * KVH + g) * D + j];
+                out[(i * H + h) * D + j] = hi > lo ? (float)(o / sum) : 0.0f;
+            }
+        }
+    free(p);
+}
+
+static void test_backend_cpu_attention_matches_double(void) {
+    vlm_backend *cpu = vlm_backend_cpu_new(0);
+    ASSERT(cpu);
+    int bad = 0, n = 0;
+    for (const op_case *c = attention_cases; c->kind || c->a; c++) {
+        if ((c->flags & F_PERF_ONLY) || case_flops(c) > 2e9) continue;
+        char label[160];
+        case_label(c, label, sizeof label);
+        rng_seed((uint64_t)(c - attention_cases) * 7919u + 1);
+        case_io io;
+        build_case(c, &io);
+        size_t out_bytes = (size_t)ht_numel(&io.out) * 4;
+        uint8_t *got = malloc(out_bytes + 2 * GUARD);
+        float *ref = malloc(out_bytes);
+        ASSERT(got && ref);
+        double ms = 0;
+        ASSERT_EQ_INT(run_on(cpu, false, c, &io, got, 2, &ms), 0);
+        attention_double(c, &io, ref);
+        bool g_ok = guards_ok("cpu", got, out_bytes), nan = false;
+        double nmse = compare((const float *)(got + GUARD), ref, ht_numel(&io.out),
+                              LIM_CPU_VS_DOUBLE, &nan);
+        bool ok = g_ok && !nan && nmse <= LIM_CPU_VS_DOUBLE;
+        printf("  %s %-62s nmse %.2e (cpu %.1f ms)  %s\n", ok ? "ok  " : "BAD ", label, nmse, ms,
+               c->what);
+        bad += !ok;
+        n++;
+        free(got);
+        free(ref);
+        free_case(&io);
+    }
+    vlm_backend_free(cpu);
+    ASSERT_MSG(bad == 0, "%d of %d cases failed", bad, n);
+}
+
 static void test_backend_matmul_matches_cpu(void) {
     run_cases(matmul_cases);
 }
@@ -845,6 +922,7 @@ static void test_backend_cuda_fault_is_sticky(void) {
 
 static const test_case tests[] = {
     {"backend_cuda_new_reports_clearly", test_backend_cuda_new_reports_clearly},
+    {"backend_cpu_attention_matches_double", test_backend_cpu_attention_matches_double},
     {"backend_matmul_matches_cpu", test_backend_matmul_matches_cpu},
     {"backend_rms_norm_matches_cpu", test_backend_rms_norm_matches_cpu},
     {"backend_elementwise_matches_cpu", test_backend_elementwise_matches_cpu},

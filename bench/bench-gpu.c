@@ -10,8 +10,9 @@
  * B = 1, 2, 4 ... 32 streams served as the daemon serves them (each second: every
  * stream's vision and prefill, then their decode steps batched into one forward), with
  * the p50/p99 of that second's length over the runs — every stream's chunk is done by
- * its end, so B streams are real time while it stays under 1000 ms; and a short table
- * last.  Figures only, never pass/fail: without CUDA or a GPU it says so and exits 0.
+ * its end, so B streams are real time while it stays under 1000 ms; 4 streams' chunk
+ * prefills one at a time against in one forward (batch_prefill_tokens); and a short
+ * table last.  Figures only, never pass/fail: without CUDA or a GPU it says so and exits 0.
  * Usage: bench-gpu [--dims 7b|3b] [--reps N] [--steps N] [--cache N]
  */
 #include <stdio.h>
@@ -39,15 +40,20 @@ typedef struct bench {
     int64_t grid[1][3];
 } bench;
 
-/* forward n random tokens at the end of c's cache (positions = cache index), the vision
- * rows of vis scattered in; the logits stay on the device */
-static int forward_in(bench *b, vlm_ctx *c, int64_t n, int64_t n_vis) {
-    int64_t p0 = c->n_cached;
+/* n random token ids and their positions (= cache index from p0) into b's arrays, with
+ * n_vis vision slots from token 10 */
+static void fill_tokens(bench *b, int64_t p0, int64_t n, int64_t n_vis) {
     for (int64_t i = 0; i < n; i++) {
         b->ids[i] = (int32_t)((p0 + i) * 7919 % 150000);
         b->pos[i] = b->pos[n + i] = b->pos[2 * n + i] = (float)(p0 + i);
     }
     for (int64_t i = 0; i < n_vis; i++) b->slots[i] = (int32_t)(10 + i);
+}
+
+/* forward n random tokens at the end of c's cache, the vision rows of vis scattered in;
+ * the logits stay on the device */
+static int forward_in(bench *b, vlm_ctx *c, int64_t n, int64_t n_vis) {
+    fill_tokens(b, c->n_cached, n, n_vis);
     return vlm_llm_forward(c, b->ids, n, b->pos, b->slots, n_vis, b->c->vout, 1, NULL);
 }
 
@@ -243,6 +249,7 @@ int main(int argc, char **argv) {
     int batch_n[8], n_batch_sizes = 0, rt_streams = 0;
     double batch_p50[8], batch_p99[8], batch_step[8], graph_cmp[4][2];
     int graph_cmp_b[4], n_graph_cmp = 0;
+    double prefill_group[2] = {0, 0}; /* 4 chunk prefills: one at a time, in one forward */
     {
         vlm_ctx *cs[MAXB] = {0}, *bc = NULL;
         int32_t toks[MAXB];
@@ -306,6 +313,43 @@ int main(int argc, char **argv) {
             }
         }
         vlm_cuda_set_graphs(m->be, graphs);
+        /* PG streams' chunk prefills one at a time against in one forward (the daemon's
+         * batch_prefill_tokens set to at least PG chunks) */
+        enum { PG = 4 };
+        vlm_ctx *pc = NULL;
+        vlm_ctx_params pp = {.n_ctx = PG * CHUNK_TOKENS, .n_batch = PG * CHUNK_TOKENS,
+                             .n_logits = PG, .n_patches = 0};
+        if (have >= PG && !vlm_ctx_new(m, &pp, &pc, err)) {
+            vlm_llm_seq seqs[PG];
+            double pms[2][16];
+            int nr = reps < 1 ? 1 : reps < 16 ? reps : 16;
+            fill_tokens(&b, cache, CHUNK_TOKENS, b.np / 4); /* every context at `cache` */
+            for (int k = 0; k < PG; k++)
+                seqs[k] = (vlm_llm_seq){.c = cs[k], .ids = b.ids, .pos = b.pos,
+                                        .n = CHUNK_TOKENS, .vis_slots = b.slots,
+                                        .n_vis = b.np / 4, .vis = b.c->vout};
+            for (int rr = 0; rr < nr; rr++)
+                for (int g = 0; g < 2; g++) {
+                    for (int k = 0; k < PG; k++) cs[k]->n_cached = cache;
+                    double s = bench_now_ms();
+                    int prc = 0;
+                    for (int k = 0; k < PG && !g && !prc; k++)
+                        prc = vlm_llm_forward(cs[k], b.ids, CHUNK_TOKENS, b.pos, b.slots,
+                                             b.np / 4, b.c->vout, 1, NULL);
+                    if (g) prc = vlm_llm_forward_batch(pc, seqs, PG, NULL);
+                    if (prc || vlm_backend_synchronize(m->be))
+                        return fail("grouped prefills", m->be);
+                    pms[g][rr] = bench_now_ms() - s;
+                }
+            prefill_group[0] = bench_median(pms[0], nr);
+            prefill_group[1] = bench_median(pms[1], nr);
+            printf("%d prefills of %d tokens on %lld-token caches: one at a time %.2f ms, in "
+                   "one forward %.2f ms\n", PG, CHUNK_TOKENS, (long long)cache,
+                   prefill_group[0], prefill_group[1]);
+        } else if (have >= PG) {
+            printf("grouped prefills: skipped: %s\n", err);
+        }
+        vlm_ctx_free(pc);
         for (int k = 0; k < have; k++) vlm_ctx_free(cs[k]);
         vlm_ctx_free(bc);
     }
@@ -385,6 +429,11 @@ int main(int argc, char **argv) {
         snprintf(l, sizeof l, "batched step, %d streams: op by op / graph", graph_cmp_b[k]);
         snprintf(val, sizeof val, "%.2f / %.2f ms", graph_cmp[k][0], graph_cmp[k][1]);
         printf(fmt, l, val, "", "");
+    }
+    if (prefill_group[0] > 0) {
+        char val[32];
+        snprintf(val, sizeof val, "%.1f / %.1f ms", prefill_group[0], prefill_group[1]);
+        printf(fmt, "4 chunk prefills: one at a time / in one forward", val, "", "");
     }
     printf("(decode steps %s; op by op %.3f ms/token, as a graph %.3f ms/token)\n",
            graphs ? "as CUDA graphs" : "op by op", decode_ops_ms, decode_graph_ms);

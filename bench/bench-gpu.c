@@ -336,7 +336,7 @@ int main(int argc, char **argv) {
                     for (int k = 0; k < PG && !g && !prc; k++)
                         prc = vlm_llm_forward(cs[k], b.ids, CHUNK_TOKENS, b.pos, b.slots,
                                              b.np / 4, b.c->vout, 1, NULL);
-                    if (g) prc = vlm_llm_forward_batch(pc, seqs, PG, NULL);
+                    if (g) prc = vlm_llm_forward_batch(pc, seqs, PG, 0, NULL);
                     if (prc || vlm_backend_synchronize(m->be))
                         return fail("grouped prefills", m->be);
                     pms[g][rr] = bench_now_ms() - s;

@@ -39,7 +39,7 @@ static inline int bench_decode_batch(vlm_ctx *bc, vlm_ctx *const *cs, const int3
         p3[k][0] = p3[k][1] = p3[k][2] = ps[k];
         seqs[k] = (vlm_llm_seq){.c = cs[k], .ids = &toks[k], .pos = p3[k], .n = 1};
     }
-    return vlm_llm_forward_batch(bc, seqs, n, lg);
+    return vlm_llm_forward_batch(bc, seqs, n, 0, lg);
 }
 
 typedef enum bench_dims { BENCH_DIMS_05B, BENCH_DIMS_3B, BENCH_DIMS_7B } bench_dims;

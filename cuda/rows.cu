@@ -1,6 +1,8 @@
 /* rows.cu — GET_ROWS (out[i,:] = src[idx[i],:] as f32, src bf16/f16/f32: the embedding
- * gather, the vision window permutation, KV-cache compaction) and SET_ROWS
- * (out[idx[i],:] = src[i,:], f32: vision rows scattered into their pad slots).
+ * gather, the vision window permutation, KV-cache compaction, each sequence's last row
+ * in a batched forward) and SET_ROWS (out[idx[i],:] = src[i,:], f32: vision rows
+ * scattered into their pad slots, a batched forward's new K/V into each context's
+ * cache).
  *
  * One block per index, threads across the row.  The indices live on the device, so a
  * bad one cannot be refused before launch as the CPU does: the kernel zero-fills

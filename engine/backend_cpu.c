@@ -241,9 +241,9 @@ static int cpu_rope(vlm_backend *be, const vlm_op *op) {
 }
 
 /* ---- attention ----
- * Flash attention on the CPU.  A unit of work is a tile of query rows of one KV head's
- * query heads: ATT_BQ rows of one head, never across a segment boundary, or for a single
- * query row (decode) up to ATT_BQ of the group's heads, which share the row's keys.  The
+ * Flash attention on the CPU.  A unit of work is a tile of query rows: ATT_BQ rows of
+ * one head, never across a segment boundary, or for a single query row (decode) up to
+ * ATT_BQ heads of one KV head's group, which share the row's keys.  The
  * tile walks its keys in blocks of ATT_BK: S = Q·Kᵀ·scale is one GEMM, keys outside a
  * row's range are masked, each row's running max and sum (online softmax) rescale its
  * output once per block, and O += P·V is a second GEMM.  The per-thread scratch (S and
@@ -320,8 +320,10 @@ typedef struct att_job {
     float *scratch; /* ATT_SCRATCH floats per thread */
 } att_job;
 
-/* Thread t of nt takes every nt-th (row tile, KV head) unit: causal tiles differ in
- * length, so interleaving balances them. */
+/* Thread t of nt takes every nt-th unit: (row tile, query head), or for a single row
+ * (row, KV head, run of that head's group).  Causal tiles differ in length, so
+ * interleaving balances them; a decode's group is cut into as many runs as it takes
+ * to give every thread work (a 7B decode has 4 KV heads). */
 static void attention_task(const void *p, int t, int nt) {
     const att_job *job = p;
     const vlm_op *op = job->op;
@@ -332,33 +334,35 @@ static void attention_task(const void *p, int t, int nt) {
     float scale = op->p.attention.scale, *scratch = job->scratch + (size_t)t * ATT_SCRATCH;
     const int32_t *cu = seg.data ? (const int32_t *)seg.data : NULL;
     int64_t nseg = seg.data ? vlm_tensor_numel(seg) - 1 : 0;
+    /* heads per run of a single row: the heads shared out over the threads, at most a tile */
+    int64_t per_thread = (H + nt - 1) / nt;
+    int64_t hb = per_thread < ATT_BQ ? per_thread : ATT_BQ;
     int64_t lo[ATT_BQ], hi[ATT_BQ], unit = 0;
     for (int64_t r0 = 0, r1; r0 < nq; r0 = r1) {
         /* the tile: up to ATT_BQ rows, ending at the next segment bound */
         r1 = r0 + ATT_BQ < nq ? r0 + ATT_BQ : nq;
         for (int64_t s = 0; cu && s <= nseg; s++)
             if (cu[s] > r0 && cu[s] < r1) r1 = cu[s];
-        for (int64_t g = 0; g < KVH; g++, unit++) {
-            if (unit % nt != t) continue;
-            const float *kg = f32(k) + g * d, *vg = f32(v) + g * d;
-            if (r1 - r0 == 1) { /* one row: the group's heads are the rows */
-                for (int64_t h0 = 0; h0 < group; h0 += ATT_BQ) {
-                    int64_t m = group - h0 < ATT_BQ ? group - h0 : ATT_BQ;
+        if (r1 - r0 == 1) { /* one row: the group's heads are the rows */
+            for (int64_t g = 0; g < KVH; g++)
+                for (int64_t h0 = 0; h0 < group; h0 += hb) {
+                    if (unit++ % nt != t) continue;
+                    int64_t m = group - h0 < hb ? group - h0 : hb;
                     int64_t off = (r0 * H + g * group + h0) * d;
                     for (int64_t r = 0; r < m; r++)
                         att_row_range(r0, nq, nk, cu, nseg, &lo[r], &hi[r]);
-                    attend_rows(f32(op->out) + off, f32(q) + off, d, m, lo, hi, kg, vg, ldk, d,
-                                scale, scratch);
+                    attend_rows(f32(op->out) + off, f32(q) + off, d, m, lo, hi,
+                                f32(k) + g * d, f32(v) + g * d, ldk, d, scale, scratch);
                 }
-                continue;
-            }
+            continue;
+        }
+        for (int64_t h = 0; h < H; h++) {
+            if (unit++ % nt != t) continue;
+            int64_t g = h / group, off = (r0 * H + h) * d;
             for (int64_t r = r0; r < r1; r++)
                 att_row_range(r, nq, nk, cu, nseg, &lo[r - r0], &hi[r - r0]);
-            for (int64_t h = g * group; h < (g + 1) * group; h++) {
-                int64_t off = (r0 * H + h) * d;
-                attend_rows(f32(op->out) + off, f32(q) + off, H * d, r1 - r0, lo, hi, kg, vg,
-                            ldk, d, scale, scratch);
-            }
+            attend_rows(f32(op->out) + off, f32(q) + off, H * d, r1 - r0, lo, hi, f32(k) + g * d,
+                        f32(v) + g * d, ldk, d, scale, scratch);
         }
     }
 }
@@ -569,7 +573,18 @@ vlm_backend *vlm_backend_cpu_new(int n_threads) {
         return NULL;
     }
     const char *fault = getenv("VLM_CPU_FAULT_AFTER");
-    c->fault_after = fault && *fault ? strtoll(fault, NULL, 10) : -1;
+    c->fault_after = -1;
+    if (fault && *fault) {
+        char *end = NULL;
+        long long n = strtoll(fault, &end, 10);
+        if (*end || n < 0)
+            vlm__log(VLM_LOG_WARN, "backend cpu: VLM_CPU_FAULT_AFTER='%s' is not a count of "
+                     "ops; no fault injected", fault);
+        else
+            vlm__log(VLM_LOG_WARN, "backend cpu: a fault will be injected after %lld ops "
+                     "(VLM_CPU_FAULT_AFTER, for tests)", n);
+        if (!*end && n >= 0) c->fault_after = n;
+    }
     openblas_set_num_threads(1); /* threads come from the pool: see matmul_task */
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->go, NULL);

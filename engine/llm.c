@@ -200,7 +200,8 @@ int vlm_llm_rerotate(vlm_ctx *c, int64_t first, int64_t n, const float *pos_t,
 /* The layers, final norm and lm_head of a batched forward (see vlm_llm_forward_batch):
  * b's run state holds the n rows of every sequence in turn, their ids, positions and
  * index lists are in. */
-static int batch_layers(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs, int64_t n) {
+static int batch_layers(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs, int64_t n,
+                        int64_t row0) {
     const vlm_config *cfg = &b->model->cfg;
     const vlm_weights *w = &b->model->w;
     vlm_backend *be = b->be;
@@ -236,7 +237,7 @@ static int batch_layers(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs, int
     vlm_tensor last = vlm_tensor_rows(b->tmp, 0, n_seqs), lastn = vlm_tensor_rows(b->xn, 0, n_seqs);
     TRY(vlm_get_rows(be, last, x, vlm_tensor_rows(b->last_rows, 0, n_seqs)));
     TRY(vlm_rms_norm(be, lastn, last, w->norm, cfg->rms_eps));
-    return vlm_matmul(be, vlm_tensor_rows(b->logits, 0, n_seqs), lastn, w->lm_head, NULL);
+    return vlm_matmul(be, vlm_tensor_rows(b->logits, row0, n_seqs), lastn, w->lm_head, NULL);
 }
 
 /* Why sequence i of a batched forward cannot run, or 0. */
@@ -277,24 +278,26 @@ static int check_seq(const vlm_ctx *b, const vlm_llm_seq *seqs, int64_t i) {
     return 0;
 }
 
-int vlm_llm_forward_batch(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs,
+int vlm_llm_forward_batch(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs, int64_t row0,
                           float *const *logits_out) {
     const vlm_config *cfg = &b->model->cfg;
     const vlm_weights *w = &b->model->w;
     vlm_backend *be = b->be;
     int64_t n = 0, n_vis = 0;
     bool decode = !b->trace; /* every sequence one text token: a step that can be a graph */
-    if (n_seqs >= 1 && n_seqs <= b->p.n_logits)
+    bool rows_ok = n_seqs >= 1 && row0 >= 0 && row0 + n_seqs <= b->p.n_logits;
+    if (rows_ok)
         for (int64_t i = 0; i < n_seqs; i++) {
             TRY(check_seq(b, seqs, i));
             n += seqs[i].n;
             n_vis += seqs[i].n_vis;
             decode = decode && seqs[i].n == 1 && seqs[i].n_vis == 0;
         }
-    if (n_seqs < 1 || n_seqs > b->p.n_logits || n > b->p.n_batch) {
-        vlm__log(VLM_LOG_ERROR, "llm: bad batched forward (%lld contexts, %lld tokens; limits "
-                 "%lld contexts, %lld tokens)", (long long)n_seqs, (long long)n,
-                 (long long)b->p.n_logits, (long long)b->p.n_batch);
+    if (!rows_ok || n > b->p.n_batch) {
+        vlm__log(VLM_LOG_ERROR, "llm: bad batched forward (%lld contexts from logits row %lld, "
+                 "%lld tokens; limits %lld logits rows, %lld tokens)", (long long)n_seqs,
+                 (long long)row0, (long long)n, (long long)b->p.n_logits,
+                 (long long)b->p.n_batch);
         return VLM_EINVAL;
     }
 
@@ -327,11 +330,11 @@ int vlm_llm_forward_batch(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs,
                              vlm_tensor_rows(b->slots, vo, seqs[i].n_vis)));
 
     /* a decode step's shape is its number of contexts */
-    if (decode) RUN_AS_GRAPH(be, 2 + n_seqs, batch_layers(b, seqs, n_seqs, n));
-    else TRY(batch_layers(b, seqs, n_seqs, n));
-    for (int64_t i = 0; i < n_seqs; i++) seqs[i].c->n_cached += seqs[i].n;
-
+    if (decode && row0 == 0) RUN_AS_GRAPH(be, 2 + n_seqs, batch_layers(b, seqs, n_seqs, n, 0));
+    else TRY(batch_layers(b, seqs, n_seqs, n, row0));
     for (int64_t i = 0; logits_out && i < n_seqs; i++)
-        if (logits_out[i]) TRY(vlm_backend_get(be, logits_out[i], vlm_tensor_rows(b->logits, i, 1)));
+        if (logits_out[i])
+            TRY(vlm_backend_get(be, logits_out[i], vlm_tensor_rows(b->logits, row0 + i, 1)));
+    for (int64_t i = 0; i < n_seqs; i++) seqs[i].c->n_cached += seqs[i].n;
     return 0;
 }

@@ -224,15 +224,15 @@ typedef struct vlm_llm_seq {
 
 /* One forward over the new tokens of n_seqs contexts of the same model at once (a batch
  * of decode steps, of prefills, or a mix): seqs[i]'s tokens are appended to seqs[i].c's
- * cache, and the logits of its last token are row i of b->logits, copied to
+ * cache, and the logits of its last token are row row0 + i of b->logits (rows outside
+ * [row0, row0 + n_seqs) are left alone, so several groups can keep theirs), copied to
  * logits_out[i] (host) when logits_out and logits_out[i] are set.  The projections, the
  * MLP and lm_head run once over every row, so the weights are read once for all the
  * streams; attention runs per context over its own cache.  b is a context of the same
- * model used only as the batch's run state (sum of n <= n_batch of b, n_seqs <=
- * n_logits of b; its cache holds the new keys and values before they are copied to
- * each context).  Contexts are distinct.  On an error no context's n_cached has
- * changed. */
-int vlm_llm_forward_batch(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs,
+ * model used only as the batch's run state (sum of n <= n_batch of b, row0 + n_seqs <=
+ * n_logits of b; its cache holds the new keys and values before they are copied to each
+ * context).  Contexts are distinct.  On an error no context's n_cached has changed. */
+int vlm_llm_forward_batch(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs, int64_t row0,
                           float *const *logits_out);
 
 /* Keep only the cached rows idx[0..n) (in that order) of every layer's raw keys and

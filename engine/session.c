@@ -623,9 +623,10 @@ int vlm_batch_new(vlm_engine *e, int64_t max_sessions, int64_t max_prefill_token
     if (!b->live || !b->seqs || !b->toks || !b->pos || !b->t0) {
         rc = vlm__errf(err, VLM_ENOMEM, "batch: out of memory");
     } else {
-        /* rows for a step's one token per session or a group of prefills; n_ctx only
-         * has to hold those rows' new K/V */
-        int64_t rows = max64(max_sessions, max_prefill_tokens);
+        /* rows for a step's one token per session or a group of prefills (none with one
+         * session or no budget); n_ctx only has to hold those rows' new K/V */
+        int64_t rows = max_sessions < 2 ? 1 : max64(max_sessions, max_prefill_tokens);
+        if (max_sessions < 2) b->max_prefill = 0;
         vlm_ctx_params cp = {.n_ctx = rows, .n_batch = rows, .n_logits = max_sessions,
                              .n_patches = 0};
         rc = vlm_ctx_new(e->model, &cp, &b->ctx, err);
@@ -661,15 +662,18 @@ static int64_t batch_prefill(vlm_batch *b, vlm_session *const *ss, int64_t n_liv
             b->seqs[m] = ss[live[k + m]]->prefill;
             tokens += b->seqs[m++].n;
         }
+        /* the group's logits go to rows [k, k + m): an earlier group's first rows must
+         * stay until its sessions draw from them, after every prefill */
         double tp = now_ms();
-        int rc = m > 1 ? vlm_llm_forward_batch(b->ctx, b->seqs, m, NULL) : 0;
+        int rc = m > 1 ? vlm_llm_forward_batch(b->ctx, b->seqs, m, k, NULL) : 0;
         if (m > 1 && rc == 0) {
             for (int64_t g = 0; g < m; g++) {
                 int64_t i = live[k + g];
-                rcs[i] = chunk_prefilled(ss[i], 0, vlm_tensor_rows(b->ctx->logits, g, 1), errs[i]);
-                res[i].ms_prefill = now_ms() - tp;
+                rcs[i] = chunk_prefilled(ss[i], 0, vlm_tensor_rows(b->ctx->logits, k + g, 1),
+                                         errs[i]);
                 res[i].prefill_streams = m;
             }
+            for (int64_t g = 0; g < m; g++) res[live[k + g]].ms_prefill = now_ms() - tp;
             k += m;
             continue;
         }
@@ -750,7 +754,7 @@ int vlm_batch_push_chunks(vlm_batch *b, vlm_session *const *ss, int64_t n,
         n_live = m;
         if (m == 0) break;
         /* no logits copied here: each session reads its row in chunk_forwarded */
-        int rc = vlm_llm_forward_batch(b->ctx, b->seqs, m, NULL);
+        int rc = vlm_llm_forward_batch(b->ctx, b->seqs, m, 0, NULL);
         if (rc) {
             for (int64_t k = 0; k < m; k++) {
                 int64_t i = b->live[k];

@@ -126,8 +126,8 @@ void vlm_batch_free(vlm_batch *b); /* NULL is a no-op */
 
 /* Push chunk i (frames[i], [t_start[i], t_end[i])) to ss[i] for i < n, n <= max_sessions,
  * sessions distinct.  Per session: rcs[i] (0 or a VLM_E* code), errs[i] and res[i] as
- * vlm_session_push_chunk gives them (ms_prefill is its prefill forward's time, shared
- * with the sessions prefilled with it; ms_decode is the shared decode loop's).  A
+ * vlm_session_push_chunk gives them (ms_prefill is the time of its prefill group, the
+ * same for each session in it; ms_decode is the shared decode loop's).  A
  * session's failure does not stop the others.  Returns 0 when every session succeeded,
  * else the first failure's code.  Allocates nothing. */
 int vlm_batch_push_chunks(vlm_batch *b, vlm_session *const *ss, int64_t n,

@@ -105,6 +105,16 @@ void app_start_streams(app *a) {
 
 /* ---- results of the inference thread ---- */
 
+/* STATUS= with why the daemon is not ready (a reason may hold a newline from an
+ * engine message: one would end the assignment). */
+static void notify_not_ready(app *a) {
+    char line[sizeof a->not_ready];
+    snprintf(line, sizeof line, "%s", a->not_ready);
+    for (char *c = line; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = ' ';
+    sd_notifyf(0, "STATUS=%s", line);
+}
+
 static void notify_status(app *a) {
     int64_t live = 0;
     for (int64_t i = 0; i < a->n_streams; i++) live += a->streams[i]->state == PROTO_STATE_LIVE;
@@ -127,7 +137,7 @@ static void on_result(void *user, infer_result *r) {
     case INFER_RESULT_LOAD_FAILED:
         LOGE("model %s: %s", a->cfg.model, r->detail);
         snprintf(a->not_ready, sizeof a->not_ready, "model failed to load: %.200s", r->detail);
-        sd_notifyf(0, "STATUS=%s", a->not_ready);
+        notify_not_ready(a);
         app_shutdown(a, 1);
         return;
     case INFER_RESULT_FATAL:
@@ -135,7 +145,7 @@ static void on_result(void *user, infer_result *r) {
         a->engine_errors++;
         a->ready = false;
         snprintf(a->not_ready, sizeof a->not_ready, "engine failed: %.200s", r->detail);
-        sd_notifyf(0, "STATUS=%s", a->not_ready); /* what `systemctl status` shows */
+        notify_not_ready(a); /* what `systemctl status` shows */
         app_shutdown(a, 1);
         return;
     case INFER_RESULT_CLOSED:

@@ -52,6 +52,7 @@ def start(tmp, name, fault_after):
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(os.path.join(tmp, f"{name}.sock"))
     notify.setblocking(False)
+    os.makedirs(os.path.join(ROOT, "build", "test-logs"), exist_ok=True)
     log_path = os.path.join(ROOT, "build", "test-logs", f"fault-{name}.log")
     env = dict(os.environ, VLM_CPU_FAULT_AFTER=str(fault_after),
                NOTIFY_SOCKET=os.path.join(tmp, f"{name}.sock"))
@@ -70,8 +71,9 @@ def notes(sock):
 
 
 async def mid_stream(tmp):
-    # ~200 ops a chunk with the tiny model and these windows: the fault comes a few
-    # seconds after the warm-up
+    # ~200 ops a chunk with the tiny model and these windows (the warm-up chunk takes
+    # ~200 too): the fault comes about 6 chunks in.  /ready is polled every 20 ms through
+    # the 200 ms the daemon keeps serving after the fault (stop_timer in main.c)
     d, port, notify, log_path = start(tmp, "mid", 1500)
     try:
         t0 = time.monotonic()

@@ -563,11 +563,8 @@ static void batch_vs_alone(vlm_engine *e, int64_t budget, int64_t seen[NB + 1]) 
     }
 }
 
-/* Batched against alone with the prefills each alone, in groups of two and one alone
- * (a budget of two and a half later-chunk tails), and all together. */
-static void test_batch_matches_sequential(void) {
-    vlm_engine *e = load_tiny();
-    /* a later chunk's tail, the unit of the middle budget */
+/* The prefill tail of a later chunk (the unit of the tests' middle budgets). */
+static int64_t later_tail(vlm_engine *e) {
     vlm_policy p = small_windows(e, 2);
     vlm_session *probe = tiny_session(e, &p, 224, 168);
     uint8_t *px = malloc((size_t)(2 * 224 * 168 * 3));
@@ -581,7 +578,14 @@ static void test_batch_matches_sequential(void) {
     int64_t tail = probe->prefill.n;
     vlm_session_free(probe);
     free(px);
+    return tail;
+}
 
+/* Batched against alone with the prefills each alone, in groups of two and one alone
+ * (a budget of two and a half later-chunk tails), and all together. */
+static void test_batch_matches_sequential(void) {
+    vlm_engine *e = load_tiny();
+    int64_t tail = later_tail(e);
     int64_t none[NB + 1] = {0}, mixed[NB + 1] = {0}, all[NB + 1] = {0};
     batch_vs_alone(e, 0, none);
     ASSERT_EQ_INT(none[1], 10 * NB);
@@ -691,6 +695,7 @@ static void test_session_backend_draws_and_graphs(void) {
         rec.mode = modes[m].mode;
         rec.refuse_every = modes[m].refuse_every;
         rec.n_steps = rec.n_again = rec.n_refused = 0;
+        int64_t batch_steps = 0; /* of them, the batch's */
         for (int sampled = 0; sampled < 2; sampled++) {
             vlm_policy p = small_windows(e, 8);
             p.greedy = !sampled;
@@ -728,9 +733,11 @@ static void test_session_backend_draws_and_graphs(void) {
                 ASSERT_MSG(vlm_session_push_chunk(s[0], f[0], t0[0], t1[0], &got[0], err) == 0,
                            "%s", err);
                 batch_frames(px + 2 * w * h * 3, w, h, 1, i, f[1]);
+                int64_t before = rec.n_steps;
                 ASSERT_MSG(vlm_batch_push_chunks(b, s + 1, 2, (const vlm_frame(*)[2])f, t0, t1,
                                                  got + 1, rcs, errs) == 0,
                            "%s / %s", errs[0], errs[1]);
+                batch_steps += rec.n_steps - before;
                 for (int k = 0; k < 3; k++) {
                     ASSERT_MSG(!strcmp(got[k].text, want[k].text),
                                "mode %d, %s, session %d, chunk %lld: backend '%s', host '%s'", m,
@@ -753,14 +760,71 @@ static void test_session_backend_draws_and_graphs(void) {
             }
         }
         ASSERT_MSG(rec.n_steps > 0, "mode %d: no decode step was recorded", m);
+        ASSERT_MSG(batch_steps > 0, "mode %d: no batched decode step was recorded", m);
         ASSERT_MSG(rec.mode != REC_AGAIN || rec.n_again == rec.n_steps, "mode %d", m);
         ASSERT_MSG(!rec.refuse_every || rec.n_refused > 0, "mode %d: no draw refused", m);
-        printf("mode %d: %lld steps recorded, %lld issued again, %lld draws refused\n", m,
-               (long long)rec.n_steps, (long long)rec.n_again, (long long)rec.n_refused);
+        printf("mode %d: %lld steps recorded (%lld batched), %lld issued again, %lld draws "
+               "refused\n", m, (long long)rec.n_steps, (long long)batch_steps,
+               (long long)rec.n_again, (long long)rec.n_refused);
     }
     e->model->be->iface = rec.inner;
     vlm_engine_free(e);
     vlm_engine_free(ref_e);
+}
+
+/* Four streams drawing on the backend with no hook (so no logits row is copied to the
+ * host): prefill groups of two, two groups a push.  Each group's first logits rows must
+ * outlive the next group's forward until the draws; each stream says exactly what it
+ * says alone. */
+static void test_batch_two_prefill_groups(void) {
+    enum { N4 = 4 };
+    vlm_engine *e = load_tiny();
+    int64_t w = 224, h = 168, tail = later_tail(e), pairs = 0;
+    vlm_session *alone[N4], *together[N4];
+    for (int k = 0; k < N4; k++) {
+        vlm_policy p = small_windows(e, 5);
+        alone[k] = tiny_session(e, &p, w, h);
+        together[k] = tiny_session(e, &p, w, h);
+    }
+    ASSERT(together[0]->backend_draws);
+    vlm_batch *b = NULL;
+    char err[VLM_ERR_LEN];
+    ASSERT_MSG(vlm_batch_new(e, N4, 2 * tail + tail / 2, &b, err) == 0, "%s", err);
+    uint8_t *px = malloc((size_t)(N4 * 2 * w * h * 3));
+    for (int64_t i = 0; i < 6; i++) {
+        vlm_frame f[N4][2];
+        double t0[N4], t1[N4];
+        vlm_chunk_result want[N4], got[N4];
+        int rcs[N4];
+        char errs[N4][VLM_ERR_LEN];
+        for (int k = 0; k < N4; k++) {
+            batch_frames(px + k * 2 * w * h * 3, w, h, k, i, f[k]);
+            t0[k] = (double)i;
+            t1[k] = t0[k] + 1.0;
+            ASSERT_MSG(vlm_session_push_chunk(alone[k], f[k], t0[k], t1[k], &want[k], err) == 0,
+                       "%s", err);
+        }
+        ASSERT_MSG(vlm_batch_push_chunks(b, together, N4, (const vlm_frame(*)[2])f, t0, t1, got,
+                                         rcs, errs) == 0, "%s", errs[0]);
+        bool two_pairs = true;
+        for (int k = 0; k < N4; k++) {
+            two_pairs = two_pairs && got[k].prefill_streams == 2;
+            ASSERT_EQ_INT(got[k].n_generated, want[k].n_generated);
+            for (int64_t j = 0; j < got[k].n_generated; j++)
+                ASSERT_MSG(together[k]->gen[j] == alone[k]->gen[j], "chunk %lld stream %d token "
+                           "%lld: %d batched, %d alone", (long long)i, k, (long long)j,
+                           together[k]->gen[j], alone[k]->gen[j]);
+        }
+        pairs += two_pairs;
+    }
+    ASSERT_MSG(pairs > 0, "no push made two groups of two");
+    free(px);
+    vlm_batch_free(b);
+    for (int k = 0; k < N4; k++) {
+        vlm_session_free(alone[k]);
+        vlm_session_free(together[k]);
+    }
+    vlm_engine_free(e);
 }
 
 /* A bad chunk fails its own session only; misuse of the batch names the problem; in
@@ -869,6 +933,7 @@ int main(int argc, char **argv) {
         {"session_invalid_utf8_prompt", test_session_invalid_utf8_prompt},
         {"session_malformed_tokenizer", test_session_malformed_tokenizer},
         {"batch_matches_sequential", test_batch_matches_sequential},
+        {"batch_two_prefill_groups", test_batch_two_prefill_groups},
         {"batch_errors_and_no_allocation", test_batch_errors_and_no_allocation},
         {"session_backend_draws_and_graphs", test_session_backend_draws_and_graphs},
         {0},

@@ -178,7 +178,7 @@ step "the engine's batch and draw tests on the GPU (TEST_BACKEND=cuda), graphs o
 : >"$LOG/engine.txt"
 bad=0; nt=0
 for g in 0 1; do
-    for t in batch_matches_sequential session_backend_draws_and_graphs; do
+    for t in batch_matches_sequential batch_two_prefill_groups session_backend_draws_and_graphs; do
         VLM_CUDA_GRAPHS=$g TEST_BACKEND=cuda timeout 120 build/tests/test-engine-session $t \
             >>"$LOG/engine.txt" 2>&1
         rc=$?

@@ -108,7 +108,7 @@ $(TINY_MODEL): scripts/make-tiny-model.py tests/fixtures/tokenizer/qwen2.5-token
 	/usr/bin/python3 scripts/make-tiny-model.py $(dir $@)
 
 # default-model: regenerate the data, train and export models/default (the shipped
-# commentator of videotestsrc scenes; ~45 min on 2 cores; python3-torch, python3-torchvision,
+# commentator of videotestsrc scenes; ~19 min on 2 cores; python3-torch, python3-torchvision,
 # python3-gi: apt-get install -y python3-torch python3-torchvision python3-gi)
 .PHONY: default-model
 default-model:

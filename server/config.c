@@ -93,8 +93,8 @@ static const config_key keys[] = {
      "Hugging Face model directory (config.json, tokenizer.json, *.safetensors)"},
     {"backend", T_ENUM, FIELD(backend), "auto", 0, 0, backend_names, RESTART, PUBLIC,
      "inference backend; auto: CUDA when a GPU is usable, else CPU"},
-    {"threads", T_INT, FIELD(threads), "0", 0, 256, NULL, RESTART, PUBLIC,
-     "CPU threads for the engine; 0: all cores"},
+    {"threads", T_INT, FIELD(threads), "0", 0, 64, NULL, RESTART, PUBLIC,
+     "CPU threads for the engine; 0: all cores (at most 64)"},
     {"batch", T_INT, FIELD(batch), "8", 1, 256, NULL, RESTART, PUBLIC,
      "most streams whose decode steps share one forward; 1: one stream at a time"},
     {"batch_prefill_tokens", T_INT, FIELD(batch_prefill_tokens), "1024", 0, 65536, NULL, RESTART,
@@ -128,7 +128,7 @@ static const config_key keys[] = {
     {"ingest.reconnect_max_s", T_NUMBER, FIELD(ingest.reconnect_max_s), "30", 1, 3600, NULL, RELOAD,
      PUBLIC, "cap of the doubling reconnect delay (>= reconnect_min_s)"},
     {"ingest.latency_ms", T_INT, FIELD(ingest.latency_ms), "200", 0, 10000, NULL, RELOAD, PUBLIC,
-     "jitter buffer for RTSP and SRT sources"},
+     "jitter buffer for RTSP, SRT and WebRTC sources"},
     {"whip.stun_server", T_STRING, FIELD(whip.stun_server), "", 0, 0, NULL, RELOAD, PUBLIC,
      "STUN server for WHIP sessions started after, stun://HOST:PORT; \"\": none"},
     {"whip.turn_server", T_STRING, FIELD(whip.turn_server), "", 0, 0, NULL, RELOAD, SECRET,
@@ -1035,7 +1035,9 @@ static json_t *key_json(const config_key *k, const config *c) {
             const config_stream *s = &c->streams[i];
             json_t *o = json_object();
             json_object_set_new(o, "id", json_string(s->id));
-            json_object_set_new(o, "source", json_string(s->source ? s->source : ""));
+            char *shown = config_mask_source(s->source ? s->source : "");
+            json_object_set_new(o, "source", json_string(shown ? shown : ""));
+            free(shown);
             if (s->query) json_object_set_new(o, "query", json_string(s->query));
             if (s->previous_text)
                 json_object_set_new(o, "previous_text", json_string(s->previous_text));
@@ -1045,6 +1047,34 @@ static json_t *key_json(const config_key *k, const config *c) {
     }
     }
     return NULL;
+}
+
+char *config_mask_source(const char *src) {
+    size_t n = strlen(src), o = 0;
+    char *out = malloc(n + 3 * (n / 11 + 2) + 1); /* each "***" adds at most 3 bytes */
+    if (!out) return NULL;
+    const char *colon = NULL, *at = NULL, *sep = strstr(src, "://");
+    if (sep) { /* user:password@ in the authority: up to the first / ? or # */
+        const char *a = sep + 3, *end = a + strcspn(a, "/?#");
+        for (const char *p = a; p < end; p++)
+            if (*p == '@') at = p;
+        colon = at ? memchr(a, ':', (size_t)(at - a)) : NULL;
+    }
+    for (const char *p = src; *p;) {
+        if (colon && p == colon + 1) { /* the password, through its '@' */
+            memcpy(out + o, "***@", 4);
+            o += 4;
+            p = at + 1;
+        } else if (!strncmp(p, "passphrase=", 11)) {
+            memcpy(out + o, "passphrase=***", 14);
+            o += 14;
+            p += 11 + strcspn(p + 11, "&#");
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = 0;
+    return out;
 }
 
 void config_print(const config *c, FILE *f) {

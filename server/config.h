@@ -156,9 +156,14 @@ int config_set(config *c, const char *key, const char *value, char *err);
 int config_validate(const config *c, char *err);
 
 /* Write the effective config as JSON (every key, nested like the file, two-space indent,
- * then a newline), secret keys that are set written "***".  The output loads back to an
- * equal config, secrets apart.  Runs on: any. */
+ * then a newline), secret keys that are set and the passwords in stream sources written
+ * "***".  The output loads back to an equal config, secrets apart.  Runs on: any. */
 void config_print(const config *c, FILE *f);
+
+/* A copy of a stream source (malloc'd; NULL when out of memory) with the password of
+ * scheme://user:password@host and every passphrase= value written "***": what logs,
+ * listings and --print-config show.  Runs on: any. */
+char *config_mask_source(const char *src);
 
 /* For SIGHUP reload: 0 when every key that differs between old and neu is reloadable;
  * otherwise CONFIG_ENORELOAD and err names the first (table order) non-reloadable key that

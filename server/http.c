@@ -152,7 +152,7 @@ static void respond_text(http_session *pss, int status, const char *ctype, const
 static void stream_info(const stream *s, proto_stream_info *info) {
     memset(info, 0, sizeof *info);
     snprintf(info->id, sizeof info->id, "%s", s->id);
-    info->source = s->source;
+    info->source = s->source_shown;
     info->query = s->query;
     info->state = s->state;
     info->chunks = (int64_t)s->chunks_processed;
@@ -263,12 +263,10 @@ static void route_streams(struct lws *wsi, http_session *pss) {
             respond_error(pss, 400, "%s", err);
             return;
         }
-        free(s->query);
-        s->query = strdup(m.query_update.query);
-        infer_set_query(a->inf, s, m.query_update.query);
+        int rc = stream_set_query(s, m.query_update.query);
         proto_msg_deinit(PROTO_MSG_QUERY_UPDATE, &m);
-        LOGI("stream[%s] query changed", s->id);
-        respond_stream(pss, 200, s);
+        if (rc) respond_error(pss, 500, "out of memory");
+        else respond_stream(pss, 200, s);
     } else if (!strcmp(rest, "/captions.vtt") && pss->method == M_GET) {
         char *text = NULL;
         size_t len = 0;

@@ -113,6 +113,17 @@ void infer_post(infer *inf, const infer_result *r) {
     uv_async_send(&inf->async);
 }
 
+bool infer_stream_busy(infer *inf, const stream *s) {
+    bool busy = false;
+    pthread_mutex_lock(&inf->mu);
+    for (int j = 0; j < STREAM_SLOTS && !busy; j++)
+        busy = s->slots[j].state == CHUNK_PENDING || s->slots[j].state == CHUNK_RUNNING;
+    for (int k = 0; k < inf->q_len && !busy; k++)
+        busy = inf->queue[(inf->q_head + k) % RESULT_QUEUE].s == s;
+    pthread_mutex_unlock(&inf->mu);
+    return busy;
+}
+
 /* Runs on: loop.  Drain every queued result. */
 static void async_cb(uv_async_t *h) {
     infer *inf = h->data;

@@ -69,6 +69,9 @@ void infer_unlock(infer *inf);
  * stream's pending slot is taken (files: back-pressure). */
 void infer_signal(infer *inf);
 void infer_wait_slot(infer *inf);
+/* Whether s has a chunk waiting or running, or a result not yet delivered (a file's
+ * `ended` waits for them).  Runs on: loop. */
+bool infer_stream_busy(infer *inf, const stream *s);
 /* Post a result from another thread (e.g. a GAP from ingest).  Runs on: any. */
 void infer_post(infer *inf, const infer_result *r);
 

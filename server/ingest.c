@@ -29,6 +29,7 @@
  *   one frame).  Decimating before videoconvert/videoscale saves converting and
  *   scaling 28 of 30 frames (PLATFORM.md: ~50% of the CPU).
  */
+#include "config.h"
 #include "ingest.h"
 #include "log.h"
 
@@ -157,33 +158,12 @@ static int64_t ingest_now_us(void) {
 
 /* --- source parsing ------------------------------------------------------------------ */
 
-/* A copy of src with the password of user:pass@ and the value of passphrase= masked. */
+/* src with its passwords masked (config_mask_source), as a glib string. */
 static char *ingest_mask(const char *src) {
-    GString *s = g_string_new(src);
-    const char *sep = strstr(s->str, "://");
-    if (sep) {
-        size_t a = (size_t)(sep - s->str) + 3, end = a;
-        while (end < s->len && !strchr("/?#", s->str[end]))
-            end++;
-        const char *at = g_strrstr_len(s->str + a, (gssize)(end - a), "@");
-        if (at) {
-            const char *colon = memchr(s->str + a, ':', (size_t)(at - (s->str + a)));
-            if (colon) {
-                size_t c = (size_t)(colon - s->str) + 1, n = (size_t)(at - colon) - 1;
-                g_string_erase(s, (gssize)c, (gssize)n);
-                g_string_insert(s, (gssize)c, "***");
-            }
-        }
-    }
-    for (char *p = strstr(s->str, "passphrase="); p; p = strstr(p + 1, "passphrase=")) {
-        size_t c = (size_t)(p - s->str) + strlen("passphrase="), n = 0;
-        while (c + n < s->len && s->str[c + n] != '&' && s->str[c + n] != '#')
-            n++;
-        g_string_erase(s, (gssize)c, (gssize)n);
-        g_string_insert(s, (gssize)c, "***");
-        p = s->str + c;
-    }
-    return g_string_free(s, FALSE);
+    char *m = config_mask_source(src);
+    char *g = g_strdup(m ? m : "(source)");
+    free(m);
+    return g;
 }
 
 /* Sets one property of obj from its string form (gst_value_deserialize: enum nicks,
@@ -1289,6 +1269,19 @@ static void ingest_watchdog_cb(uv_timer_t *t) {
 /* --- public API ---------------------------------------------------------------------- */
 
 /* Runs on: loop.  Validates p and the source, then creates a stopped ingest (ingest.h). */
+int ingest_check_source(const char *source, bool *live, char *err) {
+    if (!gst_is_initialized()) gst_init(NULL, NULL);
+    ingest probe = {0};
+    probe.source = g_strdup(source);
+    probe.display = ingest_mask(source);
+    int rc = ingest_parse_source(&probe, err);
+    if (!rc && live) *live = probe.live;
+    g_free(probe.source);
+    g_free(probe.display);
+    g_free(probe.location);
+    return rc;
+}
+
 int ingest_new(const ingest_params *p, const ingest_callbacks *cb, void *user, ingest **out,
                char *err) {
     *out = NULL;

@@ -110,6 +110,12 @@ typedef struct ingest_stats {
     uint64_t reconnects;     /* pipeline rebuilds after a failure, stall or live EOS */
 } ingest_stats;
 
+/* Runs on: any.  The source checks of ingest_new alone (scheme, URI, test parameters,
+ * GStreamer elements), for --check-config and reload; *live (if set) whether it is a
+ * live source (files and http(s) are not).  Initialises GStreamer if nobody has.
+ * Returns 0 or a negative UV_E* code with err naming the source (password masked). */
+int ingest_check_source(const char *source, bool *live, char *err);
+
 /* Runs on: loop.  Validates the parameters and the source (unsupported scheme, malformed
  * URI, unknown test pattern/parameter, missing GStreamer element → error naming the
  * source in err) and creates a stopped ingest on p->loop.  Copies every string in p;

@@ -85,6 +85,19 @@ void app_forget_stream(app *a, stream *s) {
         }
 }
 
+/* Every config stream's source, checked as ingest will take it (scheme, URI, test
+ * parameters, GStreamer elements): 0, or -1 with the first bad one in err. */
+static int check_sources(const config *c, char *err) {
+    for (int64_t i = 0; i < c->n_streams; i++) {
+        char e[256];
+        if (ingest_check_source(c->streams[i].source, NULL, e) != 0) {
+            snprintf(err, CONFIG_ERR_LEN, "config: streams[%lld]: %.200s", (long long)i, e);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void add_config_streams(app *a) {
     for (int64_t i = 0; i < a->cfg.n_streams; i++) {
         const config_stream *cs = &a->cfg.streams[i];
@@ -185,6 +198,7 @@ static void on_result(void *user, infer_result *r) {
         m.commentary.latency_ms = latency * 1e3;
         stream_emit(s, PROTO_MSG_COMMENTARY, &m);
     }
+    stream_end_if_done(s); /* a source that ended: its last chunk may be this one */
 }
 
 /* ---- shutdown, signals, reload ---- */
@@ -243,7 +257,7 @@ static void reload(app *a) {
             config_deinit(&neu);
             return;
         }
-    if (config_validate(&neu, err) != 0) {
+    if (config_validate(&neu, err) != 0 || check_sources(&neu, err) != 0) {
         LOGE("reload: %s; keeping the old config", err);
         config_deinit(&neu);
         return;
@@ -262,12 +276,18 @@ static void reload(app *a) {
         for (int64_t i = a->n_streams - 1; i >= 0; i--) {
             stream *s = a->streams[i];
             if (!s->from_config) continue;
-            bool keep = false;
-            for (int64_t k = 0; k < a->cfg.n_streams && !keep; k++) {
+            const config_stream *same = NULL;
+            for (int64_t k = 0; k < a->cfg.n_streams && !same; k++) {
                 const config_stream *cs = &a->cfg.streams[k];
-                keep = !strcmp(cs->id, s->id) && !strcmp(cs->source, s->source);
+                /* the previous text seeds a session: a new one starts the stream over */
+                if (!strcmp(cs->id, s->id) && !strcmp(cs->source, s->source) &&
+                    !strcmp(cs->previous_text ? cs->previous_text : "", s->previous_text))
+                    same = cs;
             }
-            if (!keep) stream_remove(s);
+            if (!same) stream_remove(s);
+            else if (strcmp(same->query ? same->query : "", s->query) &&
+                     stream_set_query(s, same->query))
+                LOGE("reload: stream[%s]: out of memory; the query is unchanged", s->id);
         }
         add_config_streams(a);
     }
@@ -300,7 +320,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: commentaryd [--config FILE] [--check-config] [--print-config]\n"
             "                   [--listen HOST:PORT] [--model DIR] [--backend cpu|cuda|auto]\n"
-            "                   [--token TOKEN] [--set KEY=VALUE]... [--version] [--help]\n\n"
+            "                   [--token TOKEN] [--log-level LEVEL] [--set KEY=VALUE]...\n"
+            "                   [--version] [--help]\n\n"
             "Per-second commentary of live video (RTSP, SRT, RTMP, files, test:) over\n"
             "WebSocket.  Config keys (JSON file; --set KEY=VALUE overrides any of them):\n\n");
     config_help(f);
@@ -371,6 +392,10 @@ int main(int argc, char **argv) {
     if (print_only) {
         config_print(&a.cfg, stdout);
         return 0;
+    }
+    if (check_sources(&a.cfg, err) != 0) {
+        fprintf(stderr, "commentaryd: %s\n", err);
+        return 2;
     }
     if (check_only) {
         printf("commentaryd: config %s is valid\n", config_path ? config_path : "(defaults)");

@@ -113,7 +113,7 @@ char *metrics_render(app *a, size_t *len) {
     family(&b, a, "commentary_frames_received_total", "counter",
            "Frames kept after decimation to 2 per second.", v_frames_received);
     family(&b, a, "commentary_frames_dropped_total", "counter",
-           "Frames lost before decimation (appsink overflow).", v_frames_dropped);
+           "Decoded frames the decimation to 2 per second discarded.", v_frames_dropped);
     family(&b, a, "commentary_chunks_processed_total", "counter",
            "1-second chunks the engine commented.", v_chunks);
     family(&b, a, "commentary_chunks_skipped_total", "counter",

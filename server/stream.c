@@ -39,18 +39,21 @@ static double unix_now(void) {
 /* Files (and HTTP resources) are read as fast as the engine goes; everything else is a
  * live source that must not fall behind. */
 bool stream_source_is_live(const char *src) {
+    /* a V4L2 device, not a file (as ingest tells them apart) */
+    if (strncmp(src, "/dev/video", 10) == 0 || strncmp(src, "/dev/v4l/", 9) == 0) return true;
     return !(strncmp(src, "file://", 7) == 0 || strncmp(src, "http://", 7) == 0 ||
              strncmp(src, "https://", 8) == 0 || src[0] == '/' || src[0] == '.' ||
              (strstr(src, "://") == NULL && strncmp(src, "test:", 5) != 0 &&
-              strncmp(src, "whip:", 5) != 0 && strncmp(src, "/dev/", 5) != 0));
+              strncmp(src, "whip:", 5) != 0));
 }
 
 /* ---- ingest side (inference lock held) ---- */
 
-static void post_gap(stream *s, int64_t from, int64_t to) {
+/* Seconds [from, to) will have no commentary, for `why` (the gap event's reason). */
+static void post_gap(stream *s, int64_t from, int64_t to, const char *why) {
     infer_result r = {.kind = INFER_RESULT_GAP, .s = s, .t_start = (double)from,
                       .t_end = (double)to};
-    snprintf(r.detail, sizeof r.detail, "engine behind");
+    snprintf(r.detail, sizeof r.detail, "%s", why);
     infer_post(s->app->inf, &r);
 }
 
@@ -74,7 +77,7 @@ static chunk_slot *take_slot(stream *s, int64_t idx) {
         }
         if (s->live && oldest) {
             infer_unlock(inf);
-            post_gap(s, oldest->index, oldest->index + 1);
+            post_gap(s, oldest->index, oldest->index + 1, "engine behind");
             infer_lock(inf);
             if (oldest->state == CHUNK_PENDING) oldest->state = CHUNK_FREE;
             continue;
@@ -111,7 +114,7 @@ void stream_on_frame(void *user, const uint8_t *rgb, int64_t w, int64_t h, int64
         }
         if (to > from) {
             infer_unlock(inf);
-            post_gap(s, from, to);
+            post_gap(s, from, to, "no frames from the source");
             infer_lock(inf);
         }
         s->next_mark = (double)to;
@@ -152,7 +155,7 @@ void stream_on_frame(void *user, const uint8_t *rgb, int64_t w, int64_t h, int64
                 o->state = CHUNK_FREE;
                 int64_t from = o->index;
                 infer_unlock(inf);
-                post_gap(s, from, from + 1);
+                post_gap(s, from, from + 1, "engine behind");
                 infer_lock(inf);
             }
             c->state = CHUNK_PENDING;
@@ -166,9 +169,29 @@ void stream_on_frame(void *user, const uint8_t *rgb, int64_t w, int64_t h, int64
 
 /* ---- ingest state (loop) ---- */
 
+/* The `ended` status, once the source has ended and its last chunks are delivered. */
+void stream_end_if_done(stream *s) {
+    if (!s->end_detail || s->closing || infer_stream_busy(s->app->inf, s)) return;
+    proto_msg m = {0};
+    s->state = PROTO_STATE_ENDED;
+    m.status.state = s->state;
+    m.status.detail = s->end_detail[0] ? s->end_detail : NULL;
+    stream_emit(s, PROTO_MSG_STATUS, &m);
+    free(s->end_detail);
+    s->end_detail = NULL;
+}
+
 static void on_ingest_state(void *user, ingest_state st, const char *detail, double retry_in_s) {
     stream *s = user;
     if (s->closing) return;
+    if (st == INGEST_ENDED) { /* after the commentary of its last chunks */
+        free(s->end_detail);
+        s->end_detail = strdup(detail ? detail : "");
+        if (s->end_detail) {
+            stream_end_if_done(s);
+            return;
+        }
+    }
     proto_msg m = {0};
     static const proto_state map[] = {[INGEST_CONNECTING] = PROTO_STATE_CONNECTING,
                                       [INGEST_LIVE] = PROTO_STATE_LIVE,
@@ -213,6 +236,7 @@ int stream_new(app *a, const char *id, const char *source, const char *query,
     s->app = a;
     snprintf(s->id, sizeof s->id, "%s", id);
     s->source = strdup(source);
+    s->source_shown = config_mask_source(source);
     s->query = strdup(query ? query : "");
     s->previous_text = strdup(previous_text ? previous_text : "");
     s->live = stream_source_is_live(source);
@@ -223,7 +247,8 @@ int stream_new(app *a, const char *id, const char *source, const char *query,
     int64_t hist = a->cfg.history;
     s->history = calloc((size_t)hist, sizeof *s->history);
     s->history_seq = calloc((size_t)hist, sizeof *s->history_seq);
-    if (!s->source || !s->query || !s->previous_text || !s->history || !s->history_seq) {
+    if (!s->source || !s->source_shown || !s->query || !s->previous_text || !s->history ||
+        !s->history_seq) {
         stream_free(s);
         return snprintf(err, 256, "out of memory"), 500;
     }
@@ -245,7 +270,8 @@ int stream_new(app *a, const char *id, const char *source, const char *query,
         stream_free(s);
         return snprintf(err, 256, "out of memory"), 500;
     }
-    LOGI("stream[%s] added: %s%s", s->id, source, s->live ? "" : " (file: paced by the engine)");
+    LOGI("stream[%s] added: %s%s", s->id, s->source_shown,
+         s->live ? "" : " (file: paced by the engine)");
     *out = s;
     return 0;
 }
@@ -300,6 +326,16 @@ void stream_remove(stream *s) {
     }
 }
 
+int stream_set_query(stream *s, const char *query) {
+    char *q = strdup(query ? query : "");
+    if (!q) return -1;
+    free(s->query);
+    s->query = q;
+    infer_set_query(s->app->inf, s, s->query);
+    LOGI("stream[%s] query changed", s->id);
+    return 0;
+}
+
 void stream_free(stream *s) {
     if (!s) return;
     ingest_free(s->in);
@@ -312,9 +348,11 @@ void stream_free(stream *s) {
     free(s->history);
     free(s->history_seq);
     free(s->source);
+    free(s->source_shown);
     free(s->query);
     free(s->previous_text);
     free(s->new_query);
+    free(s->end_detail);
     free(s);
 }
 

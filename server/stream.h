@@ -43,6 +43,7 @@ typedef struct stream {
     app *app;
     char id[PROTO_ID_SIZE];
     char *source, *query, *previous_text; /* owned; query changes go through infer */
+    char *source_shown;   /* owned: source with its passwords masked (logs, listings) */
     bool live;            /* live sources skip chunks when behind; files wait */
     bool from_config;     /* started by the config file (reload may remove it) */
     ingest *in;
@@ -77,6 +78,7 @@ typedef struct stream {
     ws_client *subscribers;     /* intrusive list (ws.c) */
     int64_t n_subscribers;
     bool closing;
+    char *end_detail;           /* the source ended: `ended` waits for its last chunks */
     char last_text[1024];
 
     /* counters (loop) */
@@ -96,6 +98,9 @@ int stream_new(app *a, const char *id, const char *source, const char *query,
 int stream_start(stream *s);
 /* Stop ingest and hand the session back; the stream is freed when infer confirms. */
 void stream_remove(stream *s);
+/* Runs on: loop.  A new query for s's next chunks (REST, reload); -1 when out of
+ * memory (the old one stays). */
+int stream_set_query(stream *s, const char *query);
 /* Free a stream whose session is released (loop). */
 void stream_free(stream *s);
 
@@ -107,6 +112,10 @@ void stream_on_frame(void *user, const uint8_t *rgb, int64_t w, int64_t h, int64
  * broadcast it to subscribers.  ev is a proto message of the given type whose stream,
  * seq and wall_time are filled here. */
 void stream_emit(stream *s, proto_type type, proto_msg *ev);
+
+/* Runs on: loop.  Once the source has ended and no chunk of s is waiting, running or
+ * undelivered, emit its `ended` status (files end after their last commentary). */
+void stream_end_if_done(stream *s);
 
 /* Runs on: loop.  The events after seq since, oldest first, through cb. */
 void stream_history_since(stream *s, uint64_t since,

@@ -9,7 +9,9 @@ events at about 1-second cadence with consecutive seq and 1-second spans; /metri
 the events resume; a subscriber that never reads does not delay a fast one; bad requests
 (unknown stream 404, malformed JSON 400, missing or wrong token 401, an oversized WS
 message) are answered and the daemon keeps serving; resume with ?since=; WebVTT; REST
-add/change/remove; SIGTERM exits 0 with close 1001 sent to subscribers.
+add/change/remove; a file stream's commentary for every chunk, then `ended` last; SIGHUP
+applying a config stream's new query; SIGTERM exits 0 with close 1001 sent to
+subscribers.
 """
 import asyncio
 import json
@@ -102,6 +104,12 @@ async def main():
         json.dump(cfg, f)
     check(subprocess.run([DAEMON, "--config", cfg_path, "--check-config"],
                          capture_output=True).returncode == 0, "--check-config accepts the test config")
+    bad_path = os.path.join(tmp, "bad-source.json")
+    with open(bad_path, "w") as f:
+        json.dump(dict(cfg, streams=[{"id": "x", "source": "bogus://h/x"}]), f)
+    r = subprocess.run([DAEMON, "--config", bad_path, "--check-config"], capture_output=True, text=True)
+    check(r.returncode == 2 and "unsupported scheme 'bogus'" in r.stderr,
+          f"--check-config refuses a bad stream source ({r.returncode}: {r.stderr.strip()[:80]})")
     rtsp = start_rtsp(rport)
     log = open(os.path.join(ROOT, "build", "test-logs", "daemon.log"), "w")
     # systemd's notify protocol: a datagram socket the daemon reports to
@@ -230,7 +238,33 @@ async def main():
         st, vtt = http("GET", "/v1/streams/cam/captions.vtt", port=port)
         check(st == 200 and vtt.startswith("WEBVTT") and " --> " in vtt, "captions.vtt is WebVTT")
         check(http("DELETE", "/v1/streams/pattern", port=port)[0] == 204, "DELETE 204")
+        st, body = http("POST", "/v1/streams", body={"id": "locked",
+                                                     "source": "rtsp://viewer:s3cr3t@127.0.0.1:9/x"},
+                        port=port)
+        shown = json.loads(body).get("source") if st == 201 else None
+        check(shown == "rtsp://viewer:***@127.0.0.1:9/x",
+              f"a source's password is masked in the listing ({st}, {shown})")
+        check(http("DELETE", "/v1/streams/locked", port=port)[0] == 204, "DELETE it")
+        with open(os.path.join(ROOT, "build", "test-logs", "daemon.log")) as f:
+            check("s3cr3t" not in f.read(), "the password never reaches the log")
         check(http("GET", "/v1/streams/pattern", port=port)[0] == 404, "deleted stream is gone")
+
+        # a file: every chunk's commentary, then `ended`, last (it waits for the engine)
+        clip = os.path.join(tmp, "clip.mp4")
+        made = subprocess.run(["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=120",
+                               "pattern=ball", "!", "video/x-raw,width=320,height=240,framerate=30/1",
+                               "!", "x264enc", "!", "mp4mux", "!", "filesink", f"location={clip}"],
+                              capture_output=True).returncode == 0
+        check(made, "a 4 s H.264 clip made with gst-launch-1.0")
+        st, _ = http("POST", "/v1/streams", body={"id": "clip", "source": clip}, port=port)
+        check(st == 201, f"POST a file stream 201 ({st})")
+        fe = await collect(f"ws://127.0.0.1:{port}/v1/streams/clip/events?token={TOKEN}&since=0", 1,
+                           60, want=lambda e: e["type"] == "status" and e["state"] == "ended")
+        spans = [e["t_start"] for _, e in fe if e["type"] == "commentary"]
+        check(spans == [0.0, 1.0, 2.0, 3.0], f"the file's 4 chunks commented ({spans})")
+        check(fe and fe[-1][1]["type"] == "status" and fe[-1][1]["state"] == "ended",
+              f"ended comes last ({[e['type'] + '/' + e.get('state', '') for _, e in fe[-3:]]})")
+        check(http("DELETE", "/v1/streams/clip", port=port)[0] == 204, "DELETE the file stream")
 
         # reconnect: kill the RTSP server, restart it, events resume
         rtsp.kill()
@@ -245,6 +279,22 @@ async def main():
         st, metrics = http("GET", "/metrics", port=port, token=None)
         rc = [l for l in metrics.splitlines() if l.startswith('commentary_reconnects_total{stream="cam"}')]
         check(rc and float(rc[0].split()[-1]) >= 1, f"reconnect counted ({rc})")
+
+        # SIGHUP with a config stream's query changed: the running stream takes it
+        cfg["streams"][0]["query"] = "What moves?"
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+        d.send_signal(signal.SIGHUP)
+        q = None
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            st, body = http("GET", "/v1/streams/cam", port=port)
+            q = json.loads(body).get("query") if st == 200 else None
+            if q == "What moves?":
+                break
+        check(q == "What moves?", f"a reload applies a config stream's new query ({q!r})")
+        more = await collect(ws_url, 1, 20)
+        check(any(e["type"] == "commentary" for _, e in more), "the stream goes on after the reload")
 
         # SIGTERM: subscribers get 1001, exit 0 within 5 s
         async with websockets.connect(ws_url) as ws:

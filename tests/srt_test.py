@@ -7,7 +7,8 @@ MPEG-TS, `h264parse config-interval=-1 ! mpegtsmux alignment=7 ! srtsink` in cal
 mode, latency and pkt_size in the URI (gst-launch-1.0).  Checked: the stream goes live and
 commentary events arrive; the latest frame is a JPEG; when the caller stops (EOS, like
 OBS's "Stop Streaming") the stream reports reconnecting ("the caller left") and listens
-again; a second caller is picked up and commentary resumes; a stream added over REST (as
+again; a second caller, 3 s later, is picked up and commentary resumes, the seconds
+between being a gap "no frames from the source"; a stream added over REST (as
 the dashboard's form does) takes a caller too.  Bounded: about 40 s.
 """
 import asyncio
@@ -119,11 +120,15 @@ async def main():
         evs = await collect(ws % "obs", lambda e: states(e)[-1:] == ["reconnecting"], 20)
         rec = [e for e in evs if e["type"] == "status" and e["state"] == "reconnecting"]
         check(bool(rec), f"the caller left: reconnecting ({rec[-1:]})")
+        await asyncio.sleep(3)  # seconds without a caller: a hole in the stream
         callers.append(obs_caller(sport, audio))
         evs = await collect(ws % "obs", lambda e: n_commentary(e) >= n0 + 2, 40)
         check(states(evs)[-1:] == ["live"] and n_commentary(evs) >= n0 + 2,
               f"a second caller is picked up and commentary resumes ({states(evs)[-3:]}, "
               f"{n_commentary(evs) - n0} more)")
+        gaps = [e for e in evs if e["type"] == "gap"]
+        check(gaps and gaps[-1]["reason"] == "no frames from the source",
+              f"the seconds without a caller are a gap from the source ({gaps[-1:]})")
         stop(callers[-1])
 
         # a stream added over REST, as the dashboard's form does

@@ -204,9 +204,9 @@ static void test_config_rejects_wrong_types(void) {
          "'listen' must be a string \"HOST:PORT\" or \"[IPV6]:PORT\", got 8080"},
         {"{\"model\": null}", "'model' must be a non-empty string of at most 4095 bytes, got null"},
         {"{\"backend\": 1}", "'backend' must be one of cpu, cuda, auto, got 1"},
-        {"{\"threads\": \"4\"}", "'threads' must be an integer in [0, 256], got \"4\""},
-        {"{\"threads\": 1.5}", "'threads' must be an integer in [0, 256], got 1.5"},
-        {"{\"threads\": true}", "'threads' must be an integer in [0, 256], got true"},
+        {"{\"threads\": \"4\"}", "'threads' must be an integer in [0, 64], got \"4\""},
+        {"{\"threads\": 1.5}", "'threads' must be an integer in [0, 64], got 1.5"},
+        {"{\"threads\": true}", "'threads' must be an integer in [0, 64], got true"},
         {"{\"token\": 42}", "'token' must be a string of at most 255 printable ASCII characters"},
         {"{\"log_level\": [\"info\"]}",
          "'log_level' must be one of error, warn, info, debug, got [\"info\"]"},
@@ -244,8 +244,8 @@ static void test_config_rejects_wrong_types(void) {
 
 static void test_config_rejects_out_of_range(void) {
     static const bad_case cases[] = {
-        {"{\"threads\": -1}", "'threads' must be an integer in [0, 256], got -1"},
-        {"{\"threads\": 257}", "'threads' must be an integer in [0, 256], got 257"},
+        {"{\"threads\": -1}", "'threads' must be an integer in [0, 64], got -1"},
+        {"{\"threads\": 257}", "'threads' must be an integer in [0, 64], got 257"},
         {"{\"max_streams\": 0}", "'max_streams' must be an integer in [1, 1024], got 0"},
         {"{\"max_streams\": 1025}", "'max_streams' must be an integer in [1, 1024], got 1025"},
         {"{\"history\": 15}", "'history' must be an integer in [16, 65536], got 15"},
@@ -292,7 +292,7 @@ static void test_config_rejects_out_of_range(void) {
          "'ingest.latency_ms' must be an integer in [0, 10000], got -1"},
         {"{\"ingest\": {\"latency_ms\": 10001}}",
          "'ingest.latency_ms' must be an integer in [0, 10000], got 10001"},
-        {"{\"threads\": 1e300}", "'threads' must be an integer in [0, 256], got 1e300"},
+        {"{\"threads\": 1e300}", "'threads' must be an integer in [0, 64], got 1e300"},
         {"{\"model\": \"\"}", "'model' must be a non-empty string of at most 4095 bytes, got \"\""},
     };
     CHECK_BAD(cases);
@@ -631,8 +631,8 @@ static void test_config_set_rejects_bad_values(void) {
          "config: 'policy.max_new_tokens' must be an integer in [1, 256], got 0"},
         {"policy.max_new_tokens", "ten",
          "'policy.max_new_tokens' must be an integer in [1, 256], got \"ten\""},
-        {"threads", "4x", "'threads' must be an integer in [0, 256], got \"4x\""},
-        {"threads", "", "'threads' must be an integer in [0, 256], got \"\""},
+        {"threads", "4x", "'threads' must be an integer in [0, 64], got \"4x\""},
+        {"threads", "", "'threads' must be an integer in [0, 64], got \"\""},
         {"threads", " 4", "'threads' must be an integer"},
         {"threads", "0x10", "'threads' must be an integer"},
         {"threads", "99999999999999999999", "'threads' must be an integer"},
@@ -791,6 +791,30 @@ static void test_config_whip_keys(void) {
 
 /* ---- print, reload, help ------------------------------------------------------------ */
 
+/* Passwords in stream sources, for logs, listings and --print-config. */
+static void test_config_mask_source(void) {
+    static const char *cases[][2] = {
+        {"rtsp://viewer:secret@192.0.2.10:554/stream1", "rtsp://viewer:***@192.0.2.10:554/stream1"},
+        {"rtsp://viewer@cam/x", "rtsp://viewer@cam/x"},          /* no password */
+        {"rtsp://u:@cam/x", "rtsp://u:***@cam/x"},                /* an empty one */
+        {"rtsp://u:p@ss:w@cam:554/x?a=b", "rtsp://u:***@cam:554/x?a=b"}, /* '@' inside it */
+        {"rtsp://cam/path@x:y", "rtsp://cam/path@x:y"},          /* '@' only in the path */
+        {"srt://:9000?mode=listener&passphrase=hunter22hunter&latency=200",
+         "srt://:9000?mode=listener&passphrase=***&latency=200"},
+        {"srt://h:1?passphrase=a&passphrase=b", "srt://h:1?passphrase=***&passphrase=***"},
+        {"/media/clip.mp4", "/media/clip.mp4"},
+        {"test:", "test:"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *m = config_mask_source(cases[i][0]);
+        ASSERT(m);
+        ASSERT_MSG(!strcmp(m, cases[i][1]), "'%s' -> '%s', want '%s'", cases[i][0], m,
+                   cases[i][1]);
+        free(m);
+    }
+}
+
 static void test_config_print_masks_token(void) {
     config c;
     char err[CONFIG_ERR_LEN];
@@ -803,12 +827,20 @@ static void test_config_print_masks_token(void) {
     ASSERT_CONTAINS(out, "\"entrance-cam\"");
     ASSERT(out[strlen(out) - 1] == '\n');
 
-    /* the output loads back to the same config, the token apart */
+    /* the camera's password is masked too */
+    ASSERT_CONTAINS(out, "\"rtsp://viewer:***@192.0.2.10:554/stream1\"");
+    ASSERT(!strstr(out, "secret"));
+
+    /* the output loads back to the same config, the secrets apart */
     config d;
     ASSERT_MSG(config_load_string(out, &d, err) == 0, "%s", err);
     ASSERT_EQ_STR(d.token, "***");
     ASSERT(config_changed(&c, &d, "token"));
     ASSERT_EQ_INT(config_set(&d, "token", c.token, err), 0);
+    for (int64_t i = 0; i < d.n_streams; i++) { /* the passwords back, for the comparison */
+        free(d.streams[i].source);
+        d.streams[i].source = strdup(c.streams[i].source);
+    }
     assert_all_equal(&c, &d);
     free(out);
     config_deinit(&d);
@@ -1086,6 +1118,7 @@ static const test_case tests[] = {
     {"config_set_overrides", test_config_set_overrides},
     {"config_set_rejects_bad_values", test_config_set_rejects_bad_values},
     {"config_whip_keys", test_config_whip_keys},
+    {"config_mask_source", test_config_mask_source},
     {"config_print_masks_token", test_config_print_masks_token},
     {"config_print_matches_shipped_file", test_config_print_matches_shipped_file},
     {"config_reload_check", test_config_reload_check},

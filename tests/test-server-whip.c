@@ -273,6 +273,8 @@ static void test_stream_whip_is_live(void) {
     ASSERT(stream_source_is_live("srt://0.0.0.0:9000?mode=listener"));
     ASSERT(stream_source_is_live("test:"));
     ASSERT(!stream_source_is_live("/media/clip.mp4"));
+    ASSERT(stream_source_is_live("/dev/video0")); /* a camera, not a file */
+    ASSERT(stream_source_is_live("v4l2:///dev/video0"));
     ASSERT(!stream_source_is_live("https://example.org/clip.mp4"));
 }
 

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -93,8 +94,8 @@ static const config_key keys[] = {
      "Hugging Face model directory (config.json, tokenizer.json, *.safetensors)"},
     {"backend", T_ENUM, FIELD(backend), "auto", 0, 0, backend_names, RESTART, PUBLIC,
      "inference backend; auto: CUDA when a GPU is usable, else CPU"},
-    {"threads", T_INT, FIELD(threads), "0", 0, 64, NULL, RESTART, PUBLIC,
-     "CPU threads for the engine; 0: all cores (at most 64)"},
+    {"threads", T_INT, FIELD(threads), "0", 0, 256, NULL, RESTART, PUBLIC,
+     "CPU threads for the engine; 0: all cores (at most 64 are used)"},
     {"batch", T_INT, FIELD(batch), "8", 1, 256, NULL, RESTART, PUBLIC,
      "most streams whose decode steps share one forward; 1: one stream at a time"},
     {"batch_prefill_tokens", T_INT, FIELD(batch_prefill_tokens), "1024", 0, 65536, NULL, RESTART,
@@ -1049,26 +1050,52 @@ static json_t *key_json(const config_key *k, const config *c) {
     return NULL;
 }
 
-char *config_mask_source(const char *src) {
-    size_t n = strlen(src), o = 0;
-    char *out = malloc(n + 3 * (n / 11 + 2) + 1); /* each "***" adds at most 3 bytes */
-    if (!out) return NULL;
-    const char *colon = NULL, *at = NULL, *sep = strstr(src, "://");
-    if (sep) { /* user:password@ in the authority: up to the first / ? or # */
-        const char *a = sep + 3, *end = a + strcspn(a, "/?#");
-        for (const char *p = a; p < end; p++)
-            if (*p == '@') at = p;
-        colon = at ? memchr(a, ':', (size_t)(at - a)) : NULL;
+/* Length of "KEY=" at p when KEY is a secret's name (any case) and p starts a key
+ * (after a separator), else 0. */
+static size_t secret_key(const char *src, const char *p) {
+    static const char *const names[] = {"passphrase", "password", "passwd", "pass", "pwd",
+                                        "token", "secret", "signature", "sig", "key", "auth"};
+    if (p > src && !strchr("?&/;:, (_-", p[-1])) return 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        size_t n = strlen(names[i]);
+        if (!strncasecmp(p, names[i], n) && p[n] == '=') return n + 1;
     }
+    return 0;
+}
+
+char *config_mask_source(const char *src) {
+    /* every mask replaces what follows at least two input bytes (":…@", "k=") by "***" */
+    size_t n = strlen(src), o = 0;
+    char *out = malloc(3 * n + 4);
+    if (!out) return NULL;
     for (const char *p = src; *p;) {
-        if (colon && p == colon + 1) { /* the password, through its '@' */
-            memcpy(out + o, "***@", 4);
-            o += 4;
-            p = at + 1;
-        } else if (!strncmp(p, "passphrase=", 11)) {
-            memcpy(out + o, "passphrase=***", 14);
-            o += 14;
-            p += 11 + strcspn(p + 11, "&#");
+        size_t k;
+        if (!strncmp(p, "://", 3)) {
+            /* a URL: user:password@ in its authority (up to / ? #), or, when the password
+             * holds one of those unencoded, before the URL's first '@' */
+            const char *a = p + 3, *url_end = a + strcspn(a, " \t\r\n,;()<>\"'");
+            const char *auth_end = a + strcspn(a, "/?#"), *at = NULL;
+            if (auth_end > url_end) auth_end = url_end;
+            for (const char *q = a; q < auth_end; q++)
+                if (*q == '@') at = q;
+            if (!at) at = memchr(a, '@', (size_t)(url_end - a));
+            const char *colon = at ? memchr(a, ':', (size_t)(at - a)) : NULL;
+            memcpy(out + o, p, 3);
+            o += 3;
+            p += 3;
+            if (colon) {
+                memcpy(out + o, a, (size_t)(colon + 1 - a));
+                o += (size_t)(colon + 1 - a);
+                memcpy(out + o, "***@", 4);
+                o += 4;
+                p = at + 1;
+            }
+        } else if ((k = secret_key(src, p)) > 0) { /* passphrase=, password=, token=, ... */
+            memcpy(out + o, p, k);
+            o += k;
+            memcpy(out + o, "***", 3);
+            o += 3;
+            p += k + strcspn(p + k, "&#/;, \t\r\n)");
         } else {
             out[o++] = *p++;
         }

@@ -160,9 +160,12 @@ int config_validate(const config *c, char *err);
  * "***".  The output loads back to an equal config, secrets apart.  Runs on: any. */
 void config_print(const config *c, FILE *f);
 
-/* A copy of a stream source (malloc'd; NULL when out of memory) with the password of
- * scheme://user:password@host and every passphrase= value written "***": what logs,
- * listings and --print-config show.  Runs on: any. */
+/* A copy of a stream source, or of a message quoting URLs (malloc'd; NULL when out of
+ * memory), with its secrets written "***": the password of every
+ * scheme://user:password@host (also one holding an unencoded / ? or #), and the value of
+ * every passphrase=, password=, pass=, pwd=, token=, secret=, key=, sig=, signature=,
+ * auth= (any case).  What logs, listings, events and --print-config show.  Runs on:
+ * any. */
 char *config_mask_source(const char *src);
 
 /* For SIGHUP reload: 0 when every key that differs between old and neu is reloadable;

@@ -206,11 +206,17 @@ static int prepare_session(infer *inf, stream *s, char *err) {
     if (!s->session) {
         vlm_policy pol;
         policy_of(inf, &pol);
+        /* the query as it is now: the loop may replace s->query (stream_set_query) */
+        pthread_mutex_lock(&inf->mu);
+        char *query = strdup(s->query);
+        pthread_mutex_unlock(&inf->mu);
+        if (!query) return snprintf(err, 256, "stream %s: out of memory", s->id), VLM_ENOMEM;
         /* ingest scales every stream to the engine's frame size (stream.c) */
         vlm_session_params sp = {.frame_width = s->width, .frame_height = s->height,
                                  .frames_at_model_size = true,
-                                 .previous_text = s->previous_text, .query = s->query};
+                                 .previous_text = s->previous_text, .query = query};
         rc = vlm_session_new(inf->engine, &pol, &sp, &s->session, err);
+        free(query);
     }
     pthread_mutex_lock(&inf->mu);
     char *q = s->query_changed ? s->new_query : NULL;

@@ -1083,7 +1083,8 @@ static void ingest_set_state(ingest *in, ingest_state st, const char *detail, do
     if (in->cb.state) in->cb.state(in->user, st, detail, retry_s);
 }
 
-/* "Message (the debug text's last line)" of an error or warning message. */
+/* "Message (the debug text's last line)" of an error or warning message, with the
+ * secrets of any URL it quotes masked (GStreamer quotes the source's). */
 static void ingest_describe(GstMessage *m, char *out, size_t cap) {
     GError *ge = NULL;
     gchar *dbg = NULL;
@@ -1100,6 +1101,9 @@ static void ingest_describe(GstMessage *m, char *out, size_t cap) {
         snprintf(out, cap, "%s", msg);
     g_clear_error(&ge);
     g_free(dbg);
+    char *masked = config_mask_source(out);
+    if (masked) snprintf(out, cap, "%s", masked);
+    free(masked);
 }
 
 static void ingest_fail(ingest *in, const char *detail, bool eos);
@@ -1268,7 +1272,7 @@ static void ingest_watchdog_cb(uv_timer_t *t) {
 
 /* --- public API ---------------------------------------------------------------------- */
 
-/* Runs on: loop.  Validates p and the source, then creates a stopped ingest (ingest.h). */
+/* Runs on: any.  ingest_new's source checks alone (ingest.h). */
 int ingest_check_source(const char *source, bool *live, char *err) {
     if (!gst_is_initialized()) gst_init(NULL, NULL);
     ingest probe = {0};
@@ -1282,6 +1286,7 @@ int ingest_check_source(const char *source, bool *live, char *err) {
     return rc;
 }
 
+/* Runs on: loop.  Validates p and the source, then creates a stopped ingest (ingest.h). */
 int ingest_new(const ingest_params *p, const ingest_callbacks *cb, void *user, ingest **out,
                char *err) {
     *out = NULL;

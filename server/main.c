@@ -86,11 +86,15 @@ void app_forget_stream(app *a, stream *s) {
 }
 
 /* Every config stream's source, checked as ingest will take it (scheme, URI, test
- * parameters, GStreamer elements): 0, or -1 with the first bad one in err. */
+ * parameters): 0, or -1 with the first bad one in err.  A missing GStreamer element is
+ * only a warning: that stream fails when it starts, the others run. */
 static int check_sources(const config *c, char *err) {
     for (int64_t i = 0; i < c->n_streams; i++) {
         char e[256];
-        if (ingest_check_source(c->streams[i].source, NULL, e) != 0) {
+        int rc = ingest_check_source(c->streams[i].source, NULL, e);
+        if (rc == UV_ENOENT) {
+            LOGW("config: streams[%lld]: %s", (long long)i, e);
+        } else if (rc != 0) {
             snprintf(err, CONFIG_ERR_LEN, "config: streams[%lld]: %.200s", (long long)i, e);
             return -1;
         }
@@ -284,9 +288,16 @@ static void reload(app *a) {
                     !strcmp(cs->previous_text ? cs->previous_text : "", s->previous_text))
                     same = cs;
             }
-            if (!same) stream_remove(s);
-            else if (strcmp(same->query ? same->query : "", s->query) &&
-                     stream_set_query(s, same->query))
+            if (!same) {
+                stream_remove(s);
+                continue;
+            }
+            /* a query the file changed (one set over REST since stays unless it did) */
+            const char *was = "", *now = same->query ? same->query : "";
+            for (int64_t k = 0; k < old.n_streams; k++)
+                if (!strcmp(old.streams[k].id, s->id))
+                    was = old.streams[k].query ? old.streams[k].query : "";
+            if (strcmp(was, now) && stream_set_query(s, now))
                 LOGE("reload: stream[%s]: out of memory; the query is unchanged", s->id);
         }
         add_config_streams(a);
@@ -306,6 +317,8 @@ static void tick_cb(uv_timer_t *t) {
     static double last_watchdog;
     ws_tick();
     whip_tick(a);
+    /* an ended source whose last result was dropped (full result queue) still ends */
+    for (int64_t i = 0; i < a->n_streams; i++) stream_end_if_done(a->streams[i]);
     if (watchdog_usec && mono_ms() - last_watchdog >= watchdog_usec / 2000.0) {
         sd_notify(0, "WATCHDOG=1");
         last_watchdog = mono_ms();

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "app.h"
@@ -41,10 +42,11 @@ static double unix_now(void) {
 bool stream_source_is_live(const char *src) {
     /* a V4L2 device, not a file (as ingest tells them apart) */
     if (strncmp(src, "/dev/video", 10) == 0 || strncmp(src, "/dev/v4l/", 9) == 0) return true;
-    return !(strncmp(src, "file://", 7) == 0 || strncmp(src, "http://", 7) == 0 ||
-             strncmp(src, "https://", 8) == 0 || src[0] == '/' || src[0] == '.' ||
-             (strstr(src, "://") == NULL && strncmp(src, "test:", 5) != 0 &&
-              strncmp(src, "whip:", 5) != 0));
+    /* schemes in any case, as ingest reads them */
+    return !(strncasecmp(src, "file://", 7) == 0 || strncasecmp(src, "http://", 7) == 0 ||
+             strncasecmp(src, "https://", 8) == 0 || src[0] == '/' || src[0] == '.' ||
+             (strstr(src, "://") == NULL && strncasecmp(src, "test:", 5) != 0 &&
+              strncasecmp(src, "whip:", 5) != 0));
 }
 
 /* ---- ingest side (inference lock held) ---- */
@@ -169,9 +171,8 @@ void stream_on_frame(void *user, const uint8_t *rgb, int64_t w, int64_t h, int64
 
 /* ---- ingest state (loop) ---- */
 
-/* The `ended` status, once the source has ended and its last chunks are delivered. */
-void stream_end_if_done(stream *s) {
-    if (!s->end_detail || s->closing || infer_stream_busy(s->app->inf, s)) return;
+/* The held-back `ended` status, sent now. */
+static void emit_ended(stream *s) {
     proto_msg m = {0};
     s->state = PROTO_STATE_ENDED;
     m.status.state = s->state;
@@ -181,9 +182,16 @@ void stream_end_if_done(stream *s) {
     s->end_detail = NULL;
 }
 
+void stream_end_if_done(stream *s) {
+    if (!s->end_detail || s->closing || infer_stream_busy(s->app->inf, s)) return;
+    emit_ended(s);
+}
+
 static void on_ingest_state(void *user, ingest_state st, const char *detail, double retry_in_s) {
     stream *s = user;
     if (s->closing) return;
+    /* a source that starts again (a new WHIP publisher) ends its last run first */
+    if (s->end_detail && st != INGEST_ENDED) emit_ended(s);
     if (st == INGEST_ENDED) { /* after the commentary of its last chunks */
         free(s->end_detail);
         s->end_detail = strdup(detail ? detail : "");
@@ -327,10 +335,13 @@ void stream_remove(stream *s) {
 }
 
 int stream_set_query(stream *s, const char *query) {
-    char *q = strdup(query ? query : "");
+    char *q = strdup(query ? query : ""), *old;
     if (!q) return -1;
-    free(s->query);
+    infer_lock(s->app->inf); /* the inference thread copies s->query under it */
+    old = s->query;
     s->query = q;
+    infer_unlock(s->app->inf);
+    free(old);
     infer_set_query(s->app->inf, s, s->query);
     LOGI("stream[%s] query changed", s->id);
     return 0;

@@ -21,9 +21,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import HTTPServer, SimpleHTTPRequestHandler
 
 import websockets
 
@@ -245,6 +247,20 @@ async def main():
         check(shown == "rtsp://viewer:***@127.0.0.1:9/x",
               f"a source's password is masked in the listing ({st}, {shown})")
         check(http("DELETE", "/v1/streams/locked", port=port)[0] == 204, "DELETE it")
+        # an HTTP source answering 404: GStreamer's error quotes the URL, password and all
+        web = HTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        wport = web.server_address[1]
+        st, _ = http("POST", "/v1/streams", body={
+            "id": "web", "source": f"http://viewer:s3cr3t@127.0.0.1:{wport}/nope.mp4"}, port=port)
+        we = await collect(f"ws://127.0.0.1:{port}/v1/streams/web/events?token={TOKEN}&since=0",
+                           1, 20, want=lambda e: e["type"] == "status" and e["state"] == "ended")
+        ended = [e for _, e in we if e["type"] == "status" and e["state"] == "ended"]
+        check(st == 201 and ended and "s3cr3t" not in ended[-1].get("detail", "x")
+              and "viewer:***@" in ended[-1].get("detail", ""),
+              f"an error quoting the source masks its password ({ended[-1:]})")
+        http("DELETE", "/v1/streams/web", port=port)
+        web.shutdown()
         with open(os.path.join(ROOT, "build", "test-logs", "daemon.log")) as f:
             check("s3cr3t" not in f.read(), "the password never reaches the log")
         check(http("GET", "/v1/streams/pattern", port=port)[0] == 404, "deleted stream is gone")
@@ -295,6 +311,21 @@ async def main():
         check(q == "What moves?", f"a reload applies a config stream's new query ({q!r})")
         more = await collect(ws_url, 1, 20)
         check(any(e["type"] == "commentary" for _, e in more), "the stream goes on after the reload")
+        # a query set over REST stays through a reload that changes another stream
+        http("PUT", "/v1/streams/cam/query", body={"query": "Set over REST"}, port=port)
+        cfg["streams"].append({"id": "extra", "source": "test:"})
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+        d.send_signal(signal.SIGHUP)
+        ids = set()
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            ids = {x["id"] for x in json.loads(http("GET", "/v1/streams", port=port)[1])["streams"]}
+            if "extra" in ids:
+                break
+        q = json.loads(http("GET", "/v1/streams/cam", port=port)[1]).get("query")
+        check("extra" in ids and q == "Set over REST",
+              f"a reload adding a stream keeps another's REST query ({sorted(ids)}, {q!r})")
 
         # SIGTERM: subscribers get 1001, exit 0 within 5 s
         async with websockets.connect(ws_url) as ws:

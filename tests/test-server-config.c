@@ -204,9 +204,9 @@ static void test_config_rejects_wrong_types(void) {
          "'listen' must be a string \"HOST:PORT\" or \"[IPV6]:PORT\", got 8080"},
         {"{\"model\": null}", "'model' must be a non-empty string of at most 4095 bytes, got null"},
         {"{\"backend\": 1}", "'backend' must be one of cpu, cuda, auto, got 1"},
-        {"{\"threads\": \"4\"}", "'threads' must be an integer in [0, 64], got \"4\""},
-        {"{\"threads\": 1.5}", "'threads' must be an integer in [0, 64], got 1.5"},
-        {"{\"threads\": true}", "'threads' must be an integer in [0, 64], got true"},
+        {"{\"threads\": \"4\"}", "'threads' must be an integer in [0, 256], got \"4\""},
+        {"{\"threads\": 1.5}", "'threads' must be an integer in [0, 256], got 1.5"},
+        {"{\"threads\": true}", "'threads' must be an integer in [0, 256], got true"},
         {"{\"token\": 42}", "'token' must be a string of at most 255 printable ASCII characters"},
         {"{\"log_level\": [\"info\"]}",
          "'log_level' must be one of error, warn, info, debug, got [\"info\"]"},
@@ -244,8 +244,8 @@ static void test_config_rejects_wrong_types(void) {
 
 static void test_config_rejects_out_of_range(void) {
     static const bad_case cases[] = {
-        {"{\"threads\": -1}", "'threads' must be an integer in [0, 64], got -1"},
-        {"{\"threads\": 257}", "'threads' must be an integer in [0, 64], got 257"},
+        {"{\"threads\": -1}", "'threads' must be an integer in [0, 256], got -1"},
+        {"{\"threads\": 257}", "'threads' must be an integer in [0, 256], got 257"},
         {"{\"max_streams\": 0}", "'max_streams' must be an integer in [1, 1024], got 0"},
         {"{\"max_streams\": 1025}", "'max_streams' must be an integer in [1, 1024], got 1025"},
         {"{\"history\": 15}", "'history' must be an integer in [16, 65536], got 15"},
@@ -292,7 +292,7 @@ static void test_config_rejects_out_of_range(void) {
          "'ingest.latency_ms' must be an integer in [0, 10000], got -1"},
         {"{\"ingest\": {\"latency_ms\": 10001}}",
          "'ingest.latency_ms' must be an integer in [0, 10000], got 10001"},
-        {"{\"threads\": 1e300}", "'threads' must be an integer in [0, 64], got 1e300"},
+        {"{\"threads\": 1e300}", "'threads' must be an integer in [0, 256], got 1e300"},
         {"{\"model\": \"\"}", "'model' must be a non-empty string of at most 4095 bytes, got \"\""},
     };
     CHECK_BAD(cases);
@@ -631,8 +631,8 @@ static void test_config_set_rejects_bad_values(void) {
          "config: 'policy.max_new_tokens' must be an integer in [1, 256], got 0"},
         {"policy.max_new_tokens", "ten",
          "'policy.max_new_tokens' must be an integer in [1, 256], got \"ten\""},
-        {"threads", "4x", "'threads' must be an integer in [0, 64], got \"4x\""},
-        {"threads", "", "'threads' must be an integer in [0, 64], got \"\""},
+        {"threads", "4x", "'threads' must be an integer in [0, 256], got \"4x\""},
+        {"threads", "", "'threads' must be an integer in [0, 256], got \"\""},
         {"threads", " 4", "'threads' must be an integer"},
         {"threads", "0x10", "'threads' must be an integer"},
         {"threads", "99999999999999999999", "'threads' must be an integer"},
@@ -802,6 +802,17 @@ static void test_config_mask_source(void) {
         {"srt://:9000?mode=listener&passphrase=hunter22hunter&latency=200",
          "srt://:9000?mode=listener&passphrase=***&latency=200"},
         {"srt://h:1?passphrase=a&passphrase=b", "srt://h:1?passphrase=***&passphrase=***"},
+        {"rtsp://admin:pa#ss@cam/x", "rtsp://admin:***@cam/x"}, /* unencoded '#' */
+        {"rtsp://admin:a/b?c@cam:554/x", "rtsp://admin:***@cam:554/x"},
+        {"srt://h:1?Passphrase=abc", "srt://h:1?Passphrase=***"}, /* any case */
+        {"http://dvr/cgi?user=admin&password=hunter2&ch=1",
+         "http://dvr/cgi?user=admin&password=***&ch=1"},
+        {"rtsp://dvr/user=admin_password=x/ch1", "rtsp://dvr/user=admin_password=***/ch1"},
+        {"https://cdn/x.m3u8?token=abc&api_key=def", "https://cdn/x.m3u8?token=***&api_key=***"},
+        {"http://h/monkey=1", "http://h/monkey=1"},              /* only whole key names */
+        /* a message quoting URLs: every one masked */
+        {"File not found (404), URL: http://v:s3@h:8/a.mp4, Redirect to: rtsp://u:p@g/b",
+         "File not found (404), URL: http://v:***@h:8/a.mp4, Redirect to: rtsp://u:***@g/b"},
         {"/media/clip.mp4", "/media/clip.mp4"},
         {"test:", "test:"},
         {"", ""},

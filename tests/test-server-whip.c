@@ -275,6 +275,7 @@ static void test_stream_whip_is_live(void) {
     ASSERT(!stream_source_is_live("/media/clip.mp4"));
     ASSERT(stream_source_is_live("/dev/video0")); /* a camera, not a file */
     ASSERT(stream_source_is_live("v4l2:///dev/video0"));
+    ASSERT(!stream_source_is_live("FILE:///media/clip.mp4")); /* schemes in any case */
     ASSERT(!stream_source_is_live("https://example.org/clip.mp4"));
 }
 

@@ -201,7 +201,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/commentaryd/models/default
 	install -m 0644 $(MODEL)/* $(DESTDIR)$(PREFIX)/share/commentaryd/models/default/
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/commentaryd/README.md
-	install -D -m 0644 systemd/commentaryd.service $(DESTDIR)/etc/systemd/system/commentaryd.service
+	install -d $(DESTDIR)/etc/systemd/system
+	sed 's|/usr/local|$(PREFIX)|g' systemd/commentaryd.service \
+	    > $(DESTDIR)/etc/systemd/system/commentaryd.service
 	@if [ ! -f $(DESTDIR)/etc/commentaryd/commentaryd.json ]; then \
 	    install -d $(DESTDIR)/etc/commentaryd && \
 	    sed 's|"model": *"[^"]*"|"model": "$(PREFIX)/share/commentaryd/models/default"|' \

@@ -25,18 +25,19 @@ static const struct {
      "offline commentary"},
 };
 
-static int usage(void) {
-    fprintf(stderr, "usage: commentary COMMAND [ARGS]\n\ncommands:\n");
+static void usage(FILE *f) {
+    fprintf(f, "usage: commentary COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(stderr, "  %-11s %s\n", commands[i].name, commands[i].help);
-    return 2;
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
 }
 
 int main(int argc, char **argv) {
     vlm_set_log(log_to_stderr, NULL);
-    if (argc < 2) return usage();
+    if (argc < 2) return usage(stderr), 2;
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
+        return usage(stdout), 0;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "commentary: unknown command '%s'\n", argv[1]);
-    return usage();
+    return usage(stderr), 2;
 }

@@ -2,6 +2,7 @@
 #include "refs.h"
 
 #include <math.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,15 @@ static size_t dtype_size(const char *dt) {
     return 0;
 }
 
+/* An array the manifest lists that cannot be read: a failed check, not a skipped one. */
+static bool load_failed(refs *r, const char *name, const char *why) {
+    r->n_checked++;
+    r->n_failed++;
+    printf("%-40s %12s %10s  FAIL (%s)\n", name, "-", "-", why);
+    fflush(stdout);
+    return false;
+}
+
 bool refs_load(refs *r, const char *name, ref_array *out) {
     memset(out, 0, sizeof *out);
     json_t *e = entry(r, name);
@@ -60,30 +70,36 @@ bool refs_load(refs *r, const char *name, ref_array *out) {
     const char *file = json_string_value(json_object_get(e, "file"));
     const char *dt = json_string_value(json_object_get(e, "dtype"));
     json_t *shape = json_object_get(e, "shape");
-    if (!file || !dt || !json_is_array(shape) || json_array_size(shape) > 6 || !dtype_size(dt)) {
-        fprintf(stderr, "check: manifest entry '%s' is malformed\n", name);
-        return false;
-    }
+    if (!file || !dt || !json_is_array(shape) || json_array_size(shape) > 6 || !dtype_size(dt))
+        return load_failed(r, name, "manifest entry malformed");
     snprintf(out->dtype, sizeof out->dtype, "%s", dt);
     out->ndim = (int)json_array_size(shape);
     out->numel = 1;
     for (int i = 0; i < out->ndim; i++) {
-        out->shape[i] = json_integer_value(json_array_get(shape, (size_t)i));
+        json_t *d = json_array_get(shape, (size_t)i);
+        out->shape[i] = json_is_integer(d) ? json_integer_value(d) : -1;
+        /* a shape no reference file could have (and numel * size must not overflow) */
+        if (out->shape[i] < 0 || (out->shape[i] > 0 && out->numel > ((int64_t)1 << 40) / out->shape[i]))
+            return load_failed(r, name, "manifest shape malformed");
         out->numel *= out->shape[i];
     }
-    char path[1400];
+    char path[1400], why[1600];
     snprintf(path, sizeof path, "%s/ref/%s", r->dir, file);
     FILE *f = fopen(path, "rb");
-    if (!f) return false;
+    if (!f) {
+        snprintf(why, sizeof why, "%s: cannot open: %s", path, strerror(errno));
+        return load_failed(r, name, why);
+    }
     size_t bytes = (size_t)out->numel * dtype_size(dt);
     out->data = malloc(bytes ? bytes : 1);
     size_t got = out->data ? fread(out->data, 1, bytes, f) : 0;
+    bool more = fgetc(f) != EOF;
     fclose(f);
-    if (got != bytes) {
-        fprintf(stderr, "check: %s: %zu bytes, want %zu for shape of '%s'\n", path, got, bytes,
-                name);
+    if (got != bytes || more) {
+        snprintf(why, sizeof why, "%s: %s bytes, want %zu for its shape", path,
+                 more ? "more" : got < bytes ? "fewer" : "other", bytes);
         ref_free(out);
-        return false;
+        return load_failed(r, name, why);
     }
     return true;
 }

@@ -9,6 +9,8 @@
  */
 #include <jansson.h>
 #include <math.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -139,7 +141,11 @@ static int parse_generation(const char *dir, vlm_generation_config *g, int64_t e
     char path[1200];
     snprintf(path, sizeof path, "%s/generation_config.json", dir);
     FILE *f = fopen(path, "rb");
-    if (!f) return 0; /* optional: transformers' defaults */
+    if (!f && errno == ENOENT) { /* optional: transformers' defaults */
+        vlm__log(VLM_LOG_WARN, "%s: absent; using transformers' generation defaults", path);
+        return 0;
+    }
+    if (!f) return vlm__errf(err, VLM_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
     fclose(f);
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
@@ -316,10 +322,16 @@ int vlm_config_load(const char *dir, vlm_config *cfg, char *err) {
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root) {
+        struct stat st;
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+            return vlm__errf(err, VLM_ENOTFOUND, "%s: not a model directory (%s)", dir,
+                             stat(dir, &st) != 0 ? strerror(errno) : "not a directory");
         FILE *f = fopen(path, "rb");
-        if (!f) return vlm__errf(err, VLM_ENOTFOUND, "%s: cannot open", path);
+        if (!f) return vlm__errf(err, VLM_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
         fclose(f);
-        return vlm__errf(err, VLM_EFORMAT, "config.json: line %d: %s", je.line, je.text);
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            return vlm__errf(err, VLM_EFORMAT, "%s: is a directory", path);
+        return vlm__errf(err, VLM_EFORMAT, "%s: line %d: %s", path, je.line, je.text);
     }
     int rc = parse_config(root, dir, cfg, err);
     json_decref(root);

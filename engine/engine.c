@@ -6,6 +6,7 @@
  * (min 100·28², max 768·28², spec §1.3), each bounded by the model's own
  * preprocessor_config.json limits.  Thread: the caller's.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +35,11 @@ int vlm_engine_load(const char *dir, const vlm_engine_params *params, vlm_engine
         if (f) {
             fclose(f);
             rc = vlm_preproc_config_load(path, &e->pp, err);
-        } else {
+        } else if (errno == ENOENT) { /* optional: Qwen2.5-VL's own defaults */
+            vlm__log(VLM_LOG_WARN, "%s: absent; using Qwen2.5-VL's preprocessor defaults", path);
             e->pp = vlm_preproc_config_default();
+        } else {
+            rc = vlm__errf(err, VLM_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
         }
     }
     if (rc) {

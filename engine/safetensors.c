@@ -260,6 +260,24 @@ static int st_parse_entry(const st_file *f, const char *name, json_t *v, size_t 
 
 /* Parse an already mapped file's header and append its tensors to set.
  * Returns 0 or a code with err filled; on error set keeps what it owns for vlm_st_free. */
+/* Tensors in file order: by where their data starts, empty ones first. */
+static int st_cmp_data(const void *a, const void *b) {
+    const vlm_st_tensor *x = a, *y = b;
+    if (x->data != y->data) return (const char *)x->data < (const char *)y->data ? -1 : 1;
+    return (x->nbytes > y->nbytes) - (x->nbytes < y->nbytes);
+}
+
+/* No two tensors share bytes: one would load as the other (the format also forbids
+ * gaps; they are harmless to a reader and tolerated here). */
+static int st_check_overlap(const st_file *f, vlm_st_tensor *t, int64_t n, char *err) {
+    qsort(t, (size_t)n, sizeof *t, st_cmp_data);
+    for (int64_t i = 1; i < n; i++)
+        if ((const char *)t[i].data < (const char *)t[i - 1].data + t[i - 1].nbytes)
+            return vlm__errf(err, VLM_EFORMAT, "%s: tensors '%s' and '%s': their data_offsets "
+                             "overlap", f->base, t[i - 1].name, t[i].name);
+    return 0;
+}
+
 static int st_parse_file(vlm_st_set *set, st_file *f, char *err) {
     const char *fn = f->base;
     if (f->size < 8)
@@ -328,6 +346,7 @@ static int st_parse_file(vlm_st_set *set, st_file *f, char *err) {
         np += kl;
         set->ntensors++;
     }
+    rc = st_check_overlap(f, set->tensors + set->ntensors - count, count, err);
 out:
     json_decref(hdr);
     return rc;

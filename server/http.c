@@ -31,7 +31,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 #include "app.h"
 #include "log.h"
@@ -95,7 +97,7 @@ static bool authorized(struct lws *wsi) {
     if (!token[0]) return true;
     char h[512];
     if (lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
-        strncmp(h, "Bearer ", 7) == 0 && same_secret(h + 7, token))
+        strncasecmp(h, "Bearer ", 7) == 0 && same_secret(h + 7, token)) /* RFC 7235: any case */
         return true;
     char q[300];
     const char *v = lws_get_urlarg_by_name(wsi, "token=", q, sizeof q);
@@ -492,8 +494,9 @@ static int ws_check(struct lws *wsi, stream **out, int64_t *since) {
     *since = -1;
     if (v) {
         char *end;
+        errno = 0;
         long long n = strtoll(v, &end, 10);
-        if (*end || n < 0) return 400;
+        if (!*v || *end || n < 0 || errno == ERANGE) return 400;
         *since = n;
     }
     *out = s;
@@ -535,7 +538,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* a plain HTTP/1.1 answer (lws_return_http_status says HTTP/1.0 on an upgrade,
          * which WebSocket clients reject before reading the status) */
         static const char *why[] = {[0] = "", [1] = "missing or wrong bearer token",
-                                    [2] = "no such stream", [3] = "bad request"};
+                                    [2] = "no such stream",
+                                    [3] = "since must be a whole number >= 0"};
         static const char *line[] = {[0] = "", [1] = "401 Unauthorized", [2] = "404 Not Found",
                                      [3] = "400 Bad Request"};
         int k = status == 401 ? 1 : status == 404 ? 2 : 3;

@@ -212,9 +212,11 @@ static int prepare_session(infer *inf, stream *s, char *err) {
         pthread_mutex_unlock(&inf->mu);
         if (!query) return snprintf(err, 256, "stream %s: out of memory", s->id), VLM_ENOMEM;
         /* ingest scales every stream to the engine's frame size (stream.c) */
+        /* a stream without a query gets the engine's default prompt, as the CLI does */
         vlm_session_params sp = {.frame_width = s->width, .frame_height = s->height,
                                  .frames_at_model_size = true,
-                                 .previous_text = s->previous_text, .query = query};
+                                 .previous_text = s->previous_text,
+                                 .query = query[0] ? query : NULL};
         rc = vlm_session_new(inf->engine, &pol, &sp, &s->session, err);
         free(query);
     }

@@ -363,7 +363,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *key = NULL, *val = NULL;
         char kv[512];
-        if (!strcmp(arg, "--config")) { i++; continue; }
+        if (!strcmp(arg, "--config") && i + 1 < argc) { i++; continue; }
         if (!strcmp(arg, "--check-config")) { check_only = true; continue; }
         if (!strcmp(arg, "--print-config")) { print_only = true; continue; }
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) { usage(stdout); return 0; }
@@ -384,6 +384,11 @@ int main(int argc, char **argv) {
             *eq = 0;
             key = kv;
             val = eq + 1;
+        } else if (!strcmp(arg, "--set") || !strcmp(arg, "--listen") || !strcmp(arg, "--model") ||
+                   !strcmp(arg, "--backend") || !strcmp(arg, "--token") ||
+                   !strcmp(arg, "--log-level") || !strcmp(arg, "--config")) {
+            fprintf(stderr, "commentaryd: %s wants a value (see --help)\n", arg);
+            return 2;
         } else {
             fprintf(stderr, "commentaryd: unknown argument '%s' (see --help)\n", arg);
             return 2;

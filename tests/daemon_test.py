@@ -106,6 +106,11 @@ async def main():
         json.dump(cfg, f)
     check(subprocess.run([DAEMON, "--config", cfg_path, "--check-config"],
                          capture_output=True).returncode == 0, "--check-config accepts the test config")
+    r = subprocess.run([DAEMON, "--model", os.path.join(tmp, "no-model"), "--set",
+                        "listen=127.0.0.1:0", "--backend", "cpu"], capture_output=True, text=True,
+                       timeout=30)
+    check(r.returncode == 1 and "no-model: not a model directory (No such file or directory)"
+          in r.stderr, f"a missing model directory: exit 1 naming it ({r.returncode})")
     bad_path = os.path.join(tmp, "bad-source.json")
     with open(bad_path, "w") as f:
         json.dump(dict(cfg, streams=[{"id": "x", "source": "bogus://h/x"}]), f)
@@ -207,6 +212,24 @@ async def main():
               "unsupported source scheme is 400")
         check(http("GET", "/v1/streams", token=None, port=port)[0] == 401, "missing token is 401")
         check(http("GET", "/v1/streams", token="wrong", port=port)[0] == 401, "wrong token is 401")
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/streams",
+                                     headers={"Authorization": f"bearer {TOKEN}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            check(r.status == 200, "the auth scheme in any case (bearer) is accepted")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall((f"GET /v1/streams/cam/events?token={TOKEN}&since=abc HTTP/1.1\r\n"
+                       "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+            answer = b""
+            while b"}}" not in answer:
+                part = c.recv(4096)
+                if not part:
+                    break
+                answer += part
+        answer = answer.decode(errors="replace")
+        check(answer.startswith("HTTP/1.1 400") and "since" in answer,
+              f"since=abc is 400 naming since ({answer.splitlines()[-1:]})")
         try:
             async with websockets.connect(f"ws://127.0.0.1:{port}/v1/streams/cam/events") as ws:
                 await ws.recv()

@@ -45,6 +45,34 @@ if [ $rc -eq 1 ] && grep -q '^logits .*FAIL' "$tmp/out"; then
 else
     echo "FAIL perturbed logits not caught (exit $rc)"; cat "$tmp/out"; fail=1
 fi
+# a reference file cut short, one missing, a shape no file can have: failures, not skips
+cp -r tests/fixtures/qwen25vl/base-s0 "$tmp/g"
+chmod -R u+w "$tmp/g"
+truncate -s 100 "$tmp/g/ref/logits.bin"
+rm "$tmp/g/ref/final_norm.bin"
+"$bin" check "$tmp/g" >"$tmp/out" 2>&1
+rc=$?
+if [ $rc -eq 1 ] && grep -q '^logits .*FAIL (.*fewer bytes' "$tmp/out" &&
+   grep -q '^final_norm .*FAIL (.*cannot open' "$tmp/out"; then
+    echo "ok   short and missing reference files fail (exit 1)"
+else
+    echo "FAIL short or missing reference files not caught (exit $rc)"; cat "$tmp/out"; fail=1
+fi
+cp -r tests/fixtures/qwen25vl/base-s0 "$tmp/h"
+chmod -R u+w "$tmp/h"
+/usr/bin/python3 - "$tmp/h/manifest.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["arrays"]["logits"]["shape"] = [4611686018427387904 + 16]
+json.dump(m, open(sys.argv[1], "w"))
+PY
+"$bin" check "$tmp/h" >"$tmp/out" 2>&1
+rc=$?
+if [ $rc -eq 1 ] && grep -q '^logits .*FAIL (manifest shape' "$tmp/out"; then
+    echo "ok   an impossible manifest shape fails (exit 1), no crash"
+else
+    echo "FAIL impossible manifest shape (exit $rc)"; tail -3 "$tmp/out"; fail=1
+fi
 "$bin" check "$tmp/does-not-exist" >"$tmp/out" 2>&1
 rc=$?
 if [ $rc -eq 2 ]; then echo "ok   missing fixture is exit 2: $(head -n1 "$tmp/out")"; else echo "FAIL missing fixture exit $rc"; fail=1; fi

@@ -153,6 +153,24 @@ run badopt --model "$model" --input "$tmp/c22.mp4" --frobnicate
 expect_err badopt "unexpected argument '--frobnicate'"
 run badsec --model "$model" --input "$tmp/c22.mp4" --seconds 0
 expect_err badsec "--seconds wants"
+# the model directory: a missing one and a file named as one say so
+run nomodel --model "$tmp/no-model" --input "$tmp/c22.mp4"
+expect_err nomodel "no-model: No such file or directory"
+run filemodel --model "$tmp/c22.mp4" --input "$tmp/c22.mp4"
+expect_err filemodel "c22.mp4: not a directory"
+# an optional model file that exists but cannot be read is an error, not a default
+for f in generation_config.json preprocessor_config.json; do
+    rm -rf "$tmp/m-$f" && cp -r "$model" "$tmp/m-$f"
+    rm "$tmp/m-$f/$f" && ln -s "$f" "$tmp/m-$f/$f"  # a link to itself: ELOOP, not ENOENT
+    run "loop-$f" --model "$tmp/m-$f" --input "$tmp/c22.mp4"
+    expect_err "loop-$f" "$f: cannot open: Too many levels of symbolic links"
+done
+# help is asked for, not a mistake
+if "$bin" --help >"$tmp/help.out" 2>&1 && grep -q "^usage: commentary" "$tmp/help.out"; then
+    echo "ok   commentary --help: usage, exit 0"
+else
+    bad "commentary --help: exit $? or no usage"
+fi
 
 [ "$fail" = 0 ] && echo "commentary run: all checks passed"
 exit $fail

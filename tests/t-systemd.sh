@@ -38,4 +38,16 @@ if make -s install DESTDIR="$tmp/root" PREFIX=/usr/local >"$tmp/install.log" 2>&
 else
     echo "FAIL make install"; cat "$tmp/install.log"; fail=1
 fi
+# another PREFIX: the unit runs the binary and finds the files where they went
+if make -s install DESTDIR="$tmp/usr" PREFIX=/usr >"$tmp/install.log" 2>&1; then
+    u="$tmp/usr/etc/systemd/system/commentaryd.service"
+    if grep -q '^ExecStart=/usr/bin/commentaryd ' "$u" && grep -q '^WorkingDirectory=/usr/share/commentaryd$' "$u" &&
+       ! grep -q /usr/local "$u"; then
+        echo "ok   make install PREFIX=/usr: the unit points at /usr"
+    else
+        echo "FAIL make install PREFIX=/usr: the unit says $(grep -E '^(ExecStart|WorkingDirectory)' "$u")"; fail=1
+    fi
+else
+    echo "FAIL make install PREFIX=/usr"; cat "$tmp/install.log"; fail=1
+fi
 exit $fail

@@ -649,6 +649,35 @@ static void test_safetensors_offsets_past_end(void) {
     tmpdir_rm();
 }
 
+/* Two tensors on the same bytes (one would load as the other): refused, naming both;
+ * touching ranges and an empty tensor at a boundary are fine. */
+static void test_safetensors_overlap(void) {
+    const char *dir = tmpdir_new();
+    const char *path = join(dir, "model.safetensors");
+    unsigned char data[32] = {0};
+    write_st_raw(path,
+                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}",
+                 true, data, 32);
+    EXPECT_FAIL(vlm_st_open_file, path, VLM_EFORMAT, "model.safetensors: tensors 'a' and 'b'",
+                "overlap");
+    write_st_raw(path,
+                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
+                 true, data, 32);
+    EXPECT_FAIL(vlm_st_open_file, path, VLM_EFORMAT, "'a' and 'b'", "overlap");
+    write_st_raw(path,
+                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                 "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[16,16]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[16,32]}}",
+                 true, data, 32);
+    vlm_st_set *set = NULL;
+    char err[VLM_ERR_LEN];
+    ASSERT_MSG(vlm_st_open_file(path, &set, err) == 0, "%s", err);
+    vlm_st_free(set);
+    tmpdir_rm();
+}
+
 static void test_safetensors_size_mismatch(void) {
     const char *dir = tmpdir_new();
     EXPECT_ENTRY_FAIL(dir, "{\"dtype\": \"F32\", \"shape\": [2, 3], \"data_offsets\": [0, 20]}", 24,
@@ -735,6 +764,7 @@ static const test_case tests[] = {
     {"safetensors_index_bad", test_safetensors_index_bad},
     {"safetensors_missing_file", test_safetensors_missing_file},
     {"safetensors_truncated", test_safetensors_truncated},
+    {"safetensors_overlap", test_safetensors_overlap},
     {"safetensors_header_past_end", test_safetensors_header_past_end},
     {"safetensors_invalid_json", test_safetensors_invalid_json},
     {"safetensors_entry_not_object", test_safetensors_entry_not_object},

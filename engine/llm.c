@@ -43,32 +43,43 @@ static void mrope_tables(const vlm_config *cfg, const float *pt, const float *ph
     }
 }
 
-/* Attention inputs of one layer for the rows of x: q (rotated), k before and after
- * RoPE, v, all from norm_in(x) with bias. */
+/* The first n rows of a context's run state, as the layers use them. */
+typedef struct run_rows {
+    vlm_tensor x, xn, q, att, tmp, gate, up, cs, sn;
+} run_rows;
+
+static run_rows rows_of(const vlm_ctx *c, int64_t n) {
+    return (run_rows){.x = vlm_tensor_rows(c->x, 0, n), .xn = vlm_tensor_rows(c->xn, 0, n),
+                      .q = vlm_tensor_rows(c->q, 0, n), .att = vlm_tensor_rows(c->att, 0, n),
+                      .tmp = vlm_tensor_rows(c->tmp, 0, n),
+                      .gate = vlm_tensor_rows(c->gate, 0, n), .up = vlm_tensor_rows(c->up, 0, n),
+                      .cs = vlm_tensor_rows(c->cos, 0, n), .sn = vlm_tensor_rows(c->sin, 0, n)};
+}
+
+/* Attention inputs of one layer for the rows of r->x: q (rotated, into r->q), k before
+ * and after RoPE, v, all from norm_in(x) with bias. */
 static int project_qkv(vlm_backend *be, const vlm_config *cfg, const vlm_layer_weights *lw,
-                       vlm_tensor x, vlm_tensor xn, vlm_tensor q, vlm_tensor k, vlm_tensor kr,
-                       vlm_tensor v, vlm_tensor cs, vlm_tensor sn) {
-    TRY(vlm_rms_norm(be, xn, x, lw->in_norm, cfg->rms_eps));
-    TRY(vlm_matmul(be, q, xn, lw->q_w, &lw->q_b));
-    TRY(vlm_matmul(be, k, xn, lw->k_w, &lw->k_b));
-    TRY(vlm_matmul(be, v, xn, lw->v_w, &lw->v_b));
-    TRY(vlm_rope(be, q, q, cs, sn));
-    return vlm_rope(be, kr, k, cs, sn);
+                       const run_rows *r, vlm_tensor k, vlm_tensor kr, vlm_tensor v) {
+    TRY(vlm_rms_norm(be, r->xn, r->x, lw->in_norm, cfg->rms_eps));
+    TRY(vlm_matmul(be, r->q, r->xn, lw->q_w, &lw->q_b));
+    TRY(vlm_matmul(be, k, r->xn, lw->k_w, &lw->k_b));
+    TRY(vlm_matmul(be, v, r->xn, lw->v_w, &lw->v_b));
+    TRY(vlm_rope(be, r->q, r->q, r->cs, r->sn));
+    return vlm_rope(be, kr, k, r->cs, r->sn);
 }
 
 /* The rest of the layer: x += o(att), then x += down(silu(gate(y)) * up(y)) with
  * y = norm_post(x). */
 static int output_and_mlp(vlm_backend *be, const vlm_config *cfg, const vlm_layer_weights *lw,
-                          vlm_tensor x, vlm_tensor xn, vlm_tensor att, vlm_tensor tmp,
-                          vlm_tensor gate, vlm_tensor up) {
-    TRY(vlm_matmul(be, tmp, att, lw->o_w, NULL));
-    TRY(vlm_add(be, x, x, tmp));
-    TRY(vlm_rms_norm(be, xn, x, lw->post_norm, cfg->rms_eps));
-    TRY(vlm_matmul(be, gate, xn, lw->gate_w, NULL));
-    TRY(vlm_matmul(be, up, xn, lw->up_w, NULL));
-    TRY(vlm_swiglu(be, gate, gate, up));
-    TRY(vlm_matmul(be, tmp, gate, lw->down_w, NULL));
-    return vlm_add(be, x, x, tmp);
+                          const run_rows *r) {
+    TRY(vlm_matmul(be, r->tmp, r->att, lw->o_w, NULL));
+    TRY(vlm_add(be, r->x, r->x, r->tmp));
+    TRY(vlm_rms_norm(be, r->xn, r->x, lw->post_norm, cfg->rms_eps));
+    TRY(vlm_matmul(be, r->gate, r->xn, lw->gate_w, NULL));
+    TRY(vlm_matmul(be, r->up, r->xn, lw->up_w, NULL));
+    TRY(vlm_swiglu(be, r->gate, r->gate, r->up));
+    TRY(vlm_matmul(be, r->tmp, r->gate, lw->down_w, NULL));
+    return vlm_add(be, r->x, r->x, r->tmp);
 }
 
 /* Every layer over the n rows of c->x, whose keys and values go to cache rows
@@ -80,28 +91,24 @@ static int decoder(vlm_ctx *c, int64_t n, int64_t n_logits) {
     vlm_backend *be = c->be;
     int64_t H = cfg->n_heads, KVH = cfg->n_kv_heads, hd = cfg->head_dim;
     int64_t past = c->n_cached, total = past + n;
-    vlm_tensor x = vlm_tensor_rows(c->x, 0, n), xn = vlm_tensor_rows(c->xn, 0, n);
-    vlm_tensor q = vlm_tensor_rows(c->q, 0, n), att = vlm_tensor_rows(c->att, 0, n);
-    vlm_tensor tmp = vlm_tensor_rows(c->tmp, 0, n);
-    vlm_tensor gate = vlm_tensor_rows(c->gate, 0, n), up = vlm_tensor_rows(c->up, 0, n);
-    vlm_tensor cs = vlm_tensor_rows(c->cos, 0, n), sn = vlm_tensor_rows(c->sin, 0, n);
+    run_rows r = rows_of(c, n);
     for (int64_t l = 0; l < cfg->n_layers; l++) {
         const vlm_layer_weights *lw = &w->layers[l];
         vlm_tensor k_new = vlm_tensor_rows(c->k_raw[l], past, n);
         vlm_tensor kr_new = vlm_tensor_rows(c->k_rot[l], past, n);
         vlm_tensor v_new = vlm_tensor_rows(c->v[l], past, n);
         /* the new raw and rotated keys and the values go straight into the cache */
-        TRY(project_qkv(be, cfg, lw, x, xn, q, k_new, kr_new, v_new, cs, sn));
-        TRY(vlm_attention(be, att, q, vlm_tensor_rows(c->k_rot[l], 0, total),
+        TRY(project_qkv(be, cfg, lw, &r, k_new, kr_new, v_new));
+        TRY(vlm_attention(be, r.att, r.q, vlm_tensor_rows(c->k_rot[l], 0, total),
                           vlm_tensor_rows(c->v[l], 0, total), NULL, H, KVH, hd));
-        TRY(output_and_mlp(be, cfg, lw, x, xn, att, tmp, gate, up));
-        if (c->trace) c->trace("llm_layer", l, x, c->trace_user);
+        TRY(output_and_mlp(be, cfg, lw, &r));
+        if (c->trace) c->trace("llm_layer", l, r.x, c->trace_user);
     }
     if (n_logits == 0) return 0;
 
     /* final norm and lm_head on the last n_logits positions only */
-    vlm_tensor xl = vlm_tensor_rows(x, n - n_logits, n_logits);
-    vlm_tensor xnl = vlm_tensor_rows(xn, 0, n_logits);
+    vlm_tensor xl = vlm_tensor_rows(r.x, n - n_logits, n_logits);
+    vlm_tensor xnl = vlm_tensor_rows(r.xn, 0, n_logits);
     TRY(vlm_rms_norm(be, xnl, xl, w->norm, cfg->rms_eps));
     if (c->trace) c->trace("final_norm", -1, xnl, c->trace_user);
     return vlm_matmul(be, vlm_tensor_rows(c->logits, 0, n_logits), xnl, w->lm_head, NULL);
@@ -123,6 +130,26 @@ static int graph_end(vlm_backend *be, int rc) {
         if (rc_) return rc_;                                                               \
     } while (0)
 
+/* Why n new tokens (ids, vision slots in [0, n)) cannot go after c's cached ones, or 0. */
+static int check_tokens(const vlm_ctx *c, const int32_t *ids, int64_t n,
+                        const int32_t *vis_slots, int64_t n_vis) {
+    int64_t vocab = c->model->cfg.vocab;
+    if (c->n_cached + n > c->p.n_ctx) {
+        vlm__log(VLM_LOG_ERROR, "llm: KV cache full (%lld cached + %lld new > %lld)",
+                 (long long)c->n_cached, (long long)n, (long long)c->p.n_ctx);
+        return VLM_EFULL;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= vocab) {
+            vlm__log(VLM_LOG_ERROR, "llm: token id %d at %lld is outside the vocabulary (%lld)",
+                     ids[i], (long long)i, (long long)vocab);
+            return VLM_ERANGE;
+        }
+    for (int64_t i = 0; i < n_vis; i++)
+        if (vis_slots[i] < 0 || vis_slots[i] >= n) return VLM_ERANGE;
+    return 0;
+}
+
 int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
                     const int32_t *vis_slots, int64_t n_vis, vlm_tensor vis, int64_t n_logits,
                     float *logits_out) {
@@ -136,19 +163,7 @@ int vlm_llm_forward(vlm_ctx *c, const int32_t *ids, int64_t n, const float *pos,
                  (long long)c->p.n_batch);
         return VLM_EINVAL;
     }
-    if (c->n_cached + n > c->p.n_ctx) {
-        vlm__log(VLM_LOG_ERROR, "llm: KV cache full (%lld cached + %lld new > %lld)",
-                 (long long)c->n_cached, (long long)n, (long long)c->p.n_ctx);
-        return VLM_EFULL;
-    }
-    for (int64_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= cfg->vocab) {
-            vlm__log(VLM_LOG_ERROR, "llm: token id %d at %lld is outside the vocabulary (%lld)",
-                     ids[i], (long long)i, (long long)cfg->vocab);
-            return VLM_ERANGE;
-        }
-    for (int64_t i = 0; i < n_vis; i++)
-        if (vis_slots[i] < 0 || vis_slots[i] >= n) return VLM_ERANGE;
+    TRY(check_tokens(c, ids, n, vis_slots, n_vis));
 
     vlm_tensor x = vlm_tensor_rows(c->x, 0, n);
     vlm_tensor cs = vlm_tensor_rows(c->cos, 0, n), sn = vlm_tensor_rows(c->sin, 0, n);
@@ -206,11 +221,7 @@ static int batch_layers(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs, int
     const vlm_weights *w = &b->model->w;
     vlm_backend *be = b->be;
     int64_t H = cfg->n_heads, KVH = cfg->n_kv_heads, hd = cfg->head_dim;
-    vlm_tensor x = vlm_tensor_rows(b->x, 0, n), xn = vlm_tensor_rows(b->xn, 0, n);
-    vlm_tensor q = vlm_tensor_rows(b->q, 0, n), att = vlm_tensor_rows(b->att, 0, n);
-    vlm_tensor tmp = vlm_tensor_rows(b->tmp, 0, n);
-    vlm_tensor gate = vlm_tensor_rows(b->gate, 0, n), up = vlm_tensor_rows(b->up, 0, n);
-    vlm_tensor cs_t = vlm_tensor_rows(b->cos, 0, n), sn_t = vlm_tensor_rows(b->sin, 0, n);
+    run_rows r = rows_of(b, n);
     for (int64_t l = 0; l < cfg->n_layers; l++) {
         const vlm_layer_weights *lw = &w->layers[l];
         /* the batch context's own cache rows hold the new keys and values until they are
@@ -218,7 +229,7 @@ static int batch_layers(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs, int
         vlm_tensor k_new = vlm_tensor_rows(b->k_raw[l], 0, n);
         vlm_tensor kr_new = vlm_tensor_rows(b->k_rot[l], 0, n);
         vlm_tensor v_new = vlm_tensor_rows(b->v[l], 0, n);
-        TRY(project_qkv(be, cfg, lw, x, xn, q, k_new, kr_new, v_new, cs_t, sn_t));
+        TRY(project_qkv(be, cfg, lw, &r, k_new, kr_new, v_new));
         /* attention: each sequence's rows over its own context's cache */
         for (int64_t i = 0, off = 0; i < n_seqs; off += seqs[i].n, i++) {
             vlm_ctx *c = seqs[i].c;
@@ -227,15 +238,15 @@ static int batch_layers(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs, int
             TRY(vlm_set_rows(be, c->k_raw[l], vlm_tensor_rows(k_new, off, k), at));
             TRY(vlm_set_rows(be, c->k_rot[l], vlm_tensor_rows(kr_new, off, k), at));
             TRY(vlm_set_rows(be, c->v[l], vlm_tensor_rows(v_new, off, k), at));
-            TRY(vlm_attention(be, vlm_tensor_rows(att, off, k), vlm_tensor_rows(q, off, k),
+            TRY(vlm_attention(be, vlm_tensor_rows(r.att, off, k), vlm_tensor_rows(r.q, off, k),
                               vlm_tensor_rows(c->k_rot[l], 0, total),
                               vlm_tensor_rows(c->v[l], 0, total), NULL, H, KVH, hd));
         }
-        TRY(output_and_mlp(be, cfg, lw, x, xn, att, tmp, gate, up));
+        TRY(output_and_mlp(be, cfg, lw, &r));
     }
     /* final norm and lm_head on each sequence's last row, gathered */
     vlm_tensor last = vlm_tensor_rows(b->tmp, 0, n_seqs), lastn = vlm_tensor_rows(b->xn, 0, n_seqs);
-    TRY(vlm_get_rows(be, last, x, vlm_tensor_rows(b->last_rows, 0, n_seqs)));
+    TRY(vlm_get_rows(be, last, r.x, vlm_tensor_rows(b->last_rows, 0, n_seqs)));
     TRY(vlm_rms_norm(be, lastn, last, w->norm, cfg->rms_eps));
     return vlm_matmul(be, vlm_tensor_rows(b->logits, row0, n_seqs), lastn, w->lm_head, NULL);
 }
@@ -243,7 +254,6 @@ static int batch_layers(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs, int
 /* Why sequence i of a batched forward cannot run, or 0. */
 static int check_seq(const vlm_ctx *b, const vlm_llm_seq *seqs, int64_t i) {
     const vlm_llm_seq *s = &seqs[i];
-    int64_t vocab = b->model->cfg.vocab;
     if (s->c->model != b->model) {
         vlm__log(VLM_LOG_ERROR, "llm: batched forward: context %lld has another model",
                  (long long)i);
@@ -260,22 +270,7 @@ static int check_seq(const vlm_ctx *b, const vlm_llm_seq *seqs, int64_t i) {
                  "vision rows", (long long)i, (long long)s->n, (long long)s->n_vis);
         return VLM_EINVAL;
     }
-    if (s->c->n_cached + s->n > s->c->p.n_ctx) {
-        vlm__log(VLM_LOG_ERROR, "llm: batched forward: context %lld's KV cache is full (%lld "
-                 "cached + %lld new > %lld)", (long long)i, (long long)s->c->n_cached,
-                 (long long)s->n, (long long)s->c->p.n_ctx);
-        return VLM_EFULL;
-    }
-    for (int64_t j = 0; j < s->n; j++)
-        if (s->ids[j] < 0 || s->ids[j] >= vocab) {
-            vlm__log(VLM_LOG_ERROR, "llm: batched forward: token id %d at %lld of context %lld "
-                     "is outside the vocabulary (%lld)", s->ids[j], (long long)j, (long long)i,
-                     (long long)vocab);
-            return VLM_ERANGE;
-        }
-    for (int64_t j = 0; j < s->n_vis; j++)
-        if (s->vis_slots[j] < 0 || s->vis_slots[j] >= s->n) return VLM_ERANGE;
-    return 0;
+    return check_tokens(s->c, s->ids, s->n, s->vis_slots, s->n_vis);
 }
 
 int vlm_llm_forward_batch(vlm_ctx *b, const vlm_llm_seq *seqs, int64_t n_seqs, int64_t row0,

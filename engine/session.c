@@ -493,18 +493,22 @@ static int chunk_prefilled(vlm_session *s, int rc, vlm_tensor row, char *err) {
     return 0;
 }
 
-/* Steps 0-5 of chunk i alone: prepared, then prefilled on its own context. */
-static int chunk_begin(vlm_session *s, const vlm_frame frames[2], double t_start, double t_end,
-                       vlm_chunk_result *res, char *err) {
-    int rc = chunk_prepare(s, frames, t_start, t_end, res, err);
-    if (rc) return rc;
+/* Step 5 alone: s->prefill forwarded on the session's own context. */
+static int prefill_alone(vlm_session *s, vlm_chunk_result *res, char *err) {
     const vlm_llm_seq *p = &s->prefill;
     double tp = now_ms();
-    rc = vlm_llm_forward(p->c, p->ids, p->n, p->pos, p->vis_slots, p->n_vis, p->vis, 1, NULL);
+    int rc = vlm_llm_forward(p->c, p->ids, p->n, p->pos, p->vis_slots, p->n_vis, p->vis, 1, NULL);
     rc = chunk_prefilled(s, rc, vlm_tensor_rows(p->c->logits, 0, 1), err);
     res->ms_prefill = now_ms() - tp;
     res->prefill_streams = 1;
     return rc;
+}
+
+/* Steps 0-5 of chunk i alone. */
+static int chunk_begin(vlm_session *s, const vlm_frame frames[2], double t_start, double t_end,
+                       vlm_chunk_result *res, char *err) {
+    int rc = chunk_prepare(s, frames, t_start, t_end, res, err);
+    return rc ? rc : prefill_alone(s, res, err);
 }
 
 /* Step 6, one token: the draw draw_begin started, appended.  Returns 1 when the token
@@ -682,14 +686,7 @@ static int64_t batch_prefill(vlm_batch *b, vlm_session *const *ss, int64_t n_liv
         if (m < 1) m = 1;
         for (int64_t g = 0; g < m; g++) {
             int64_t i = live[k + g];
-            vlm_session *s = ss[i];
-            const vlm_llm_seq *p = &s->prefill;
-            tp = now_ms();
-            rc = vlm_llm_forward(p->c, p->ids, p->n, p->pos, p->vis_slots, p->n_vis, p->vis, 1,
-                                 NULL);
-            rcs[i] = chunk_prefilled(s, rc, vlm_tensor_rows(p->c->logits, 0, 1), errs[i]);
-            res[i].ms_prefill = now_ms() - tp;
-            res[i].prefill_streams = 1;
+            rcs[i] = prefill_alone(ss[i], &res[i], errs[i]);
         }
         k += m;
     }

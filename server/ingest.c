@@ -1279,7 +1279,7 @@ int ingest_check_source(const char *source, bool *live, char *err) {
     probe.source = g_strdup(source);
     probe.display = ingest_mask(source);
     int rc = ingest_parse_source(&probe, err);
-    if (!rc && live) *live = probe.live;
+    if (live) *live = probe.live; /* known once the scheme is, even if an element is missing */
     g_free(probe.source);
     g_free(probe.display);
     g_free(probe.location);

@@ -112,7 +112,7 @@ typedef struct ingest_stats {
 
 /* Runs on: any.  The source checks of ingest_new alone (scheme, URI, test parameters,
  * GStreamer elements), for --check-config and reload; *live (if set) whether it is a
- * live source (files and http(s) are not).  Initialises GStreamer if nobody has.
+ * live source (files and http(s) are not; false for a source of no known scheme).  Initialises GStreamer if nobody has.
  * Returns 0 or a negative UV_E* code with err naming the source (password masked). */
 int ingest_check_source(const char *source, bool *live, char *err);
 

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "app.h"
@@ -38,15 +37,12 @@ static double unix_now(void) {
 }
 
 /* Files (and HTTP resources) are read as fast as the engine goes; everything else is a
- * live source that must not fall behind. */
+ * live source that must not fall behind.  Ingest tells them apart. */
 bool stream_source_is_live(const char *src) {
-    /* a V4L2 device, not a file (as ingest tells them apart) */
-    if (strncmp(src, "/dev/video", 10) == 0 || strncmp(src, "/dev/v4l/", 9) == 0) return true;
-    /* schemes in any case, as ingest reads them */
-    return !(strncasecmp(src, "file://", 7) == 0 || strncasecmp(src, "http://", 7) == 0 ||
-             strncasecmp(src, "https://", 8) == 0 || src[0] == '/' || src[0] == '.' ||
-             (strstr(src, "://") == NULL && strncasecmp(src, "test:", 5) != 0 &&
-              strncasecmp(src, "whip:", 5) != 0));
+    bool live = false;
+    char err[256];
+    ingest_check_source(src, &live, err);
+    return live;
 }
 
 /* ---- ingest side (inference lock held) ---- */

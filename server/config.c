@@ -21,6 +21,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h> /* isfinite: a macro, no libm */
@@ -1063,6 +1064,15 @@ static size_t secret_key(const char *src, const char *p) {
     return 0;
 }
 
+/* Whether the URL scheme that ends at sep ("://") in src is rtmp, rtmps, rtmpt, ... */
+static bool is_rtmp_scheme(const char *src, const char *sep) {
+    const char *b = sep;
+    while (b > src && (isalnum((unsigned char)b[-1]) || b[-1] == '+' || b[-1] == '.' ||
+                       b[-1] == '-'))
+        b--;
+    return sep - b >= 4 && !strncasecmp(b, "rtmp", 4);
+}
+
 char *config_mask_source(const char *src) {
     /* every mask replaces what follows at least two input bytes (":…@", "k=") by "***" */
     size_t n = strlen(src), o = 0;
@@ -1073,7 +1083,7 @@ char *config_mask_source(const char *src) {
         if (!strncmp(p, "://", 3)) {
             /* a URL: user:password@ in its authority (up to / ? #), or, when the password
              * holds one of those unencoded, before the URL's first '@' */
-            const char *a = p + 3, *url_end = a + strcspn(a, " \t\r\n,;()<>\"'");
+            const char *sep = p, *a = p + 3, *url_end = a + strcspn(a, " \t\r\n,;()<>\"'");
             const char *auth_end = a + strcspn(a, "/?#"), *at = NULL;
             if (auth_end > url_end) auth_end = url_end;
             for (const char *q = a; q < auth_end; q++)
@@ -1089,6 +1099,19 @@ char *config_mask_source(const char *src) {
                 memcpy(out + o, "***@", 4);
                 o += 4;
                 p = at + 1;
+            }
+            /* RTMP: rtmp://host/app/NAME, where NAME is the stream key, as secret as a
+             * password (an encoder's key lets anyone publish as the channel) */
+            const char *host_end = p + strcspn(p, "/?#"), *app_end;
+            if (is_rtmp_scheme(src, sep) &&
+                host_end < url_end && *host_end == '/' &&
+                (app_end = host_end + 1 + strcspn(host_end + 1, "/?#")) + 1 < url_end &&
+                *app_end == '/') {
+                memcpy(out + o, p, (size_t)(app_end + 1 - p));
+                o += (size_t)(app_end + 1 - p);
+                memcpy(out + o, "***", 3);
+                o += 3;
+                p = url_end;
             }
         } else if ((k = secret_key(src, p)) > 0) { /* passphrase=, password=, token=, ... */
             memcpy(out + o, p, k);

@@ -537,6 +537,29 @@ static GstFlowReturn ingest_sample_cb(GstAppSink *sink, gpointer user) {
     return GST_FLOW_OK;
 }
 
+/* Runs on a streaming thread: caps events on videoconvert's sink pad.  Some files carry
+ * a pixel aspect ratio that is not positive (raw BGR AVIs written by FFmpeg give -1/1),
+ * which videoscale refuses: the stream would not negotiate and the source would end as
+ * if it had no video.  Such a ratio means "unknown", so it is read as square pixels. */
+static GstPadProbeReturn ingest_caps_fix_cb(GstPad *pad, GstPadProbeInfo *info, gpointer user) {
+    (void)pad, (void)user;
+    GstEvent *ev = GST_PAD_PROBE_INFO_EVENT(info);
+    if (GST_EVENT_TYPE(ev) != GST_EVENT_CAPS) return GST_PAD_PROBE_OK;
+    GstCaps *caps;
+    gst_event_parse_caps(ev, &caps);
+    const GstStructure *s = gst_caps_get_size(caps) ? gst_caps_get_structure(caps, 0) : NULL;
+    int n, d;
+    if (!s || !gst_structure_get_fraction(s, "pixel-aspect-ratio", &n, &d) || (n > 0 && d > 0))
+        return GST_PAD_PROBE_OK;
+    GstCaps *fixed = gst_caps_copy(caps);
+    gst_caps_set_simple(fixed, "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1, NULL);
+    GstEvent *nev = gst_event_new_caps(fixed);
+    gst_caps_unref(fixed);
+    gst_event_unref(ev);
+    GST_PAD_PROBE_INFO_DATA(info) = nev;
+    return GST_PAD_PROBE_OK;
+}
+
 static void ingest_pad_added_cb(GstElement *el, GstPad *pad, gpointer user);
 
 /* Runs on a streaming thread: decodebin's autoplug-continue.  Stops at audio so that
@@ -589,6 +612,11 @@ static void ingest_pad_added_cb(GstElement *el, GstPad *pad, gpointer user) {
     if (raw && !atomic_exchange(&in->tail_linked, true)) {
         GstPad *sink = gst_element_get_static_pad(in->conv, "sink");
         linked = gst_pad_link(pad, sink) == GST_PAD_LINK_OK;
+        /* a ratio that is not positive fails the caps check; ingest_caps_fix_cb mends it */
+        int n, d;
+        if (!linked && gst_structure_get_fraction(s, "pixel-aspect-ratio", &n, &d) &&
+            (n <= 0 || d <= 0))
+            linked = gst_pad_link_full(pad, sink, GST_PAD_LINK_CHECK_NOTHING) == GST_PAD_LINK_OK;
         gst_object_unref(sink);
         if (!linked) atomic_store(&in->tail_linked, false);
     } else if (encoded && !atomic_load(&in->tail_linked)) {
@@ -989,6 +1017,7 @@ static int ingest_build(ingest *in, char *detail) {
     GstPad *cpad = gst_element_get_static_pad(conv, "sink");
     gst_pad_add_probe(cpad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
                       ingest_decimate_cb, in, NULL);
+    gst_pad_add_probe(cpad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, ingest_caps_fix_cb, NULL, NULL);
     gst_object_unref(cpad);
 
     int rc = 0;

@@ -810,6 +810,13 @@ static void test_config_mask_source(void) {
         {"rtsp://dvr/user=admin_password=x/ch1", "rtsp://dvr/user=admin_password=***/ch1"},
         {"https://cdn/x.m3u8?token=abc&api_key=def", "https://cdn/x.m3u8?token=***&api_key=***"},
         {"http://h/monkey=1", "http://h/monkey=1"},              /* only whole key names */
+        /* RTMP: the stream name after the application is the stream key */
+        {"rtmp://127.0.0.1:1935/live/sk_us_1234abcd", "rtmp://127.0.0.1:1935/live/***"},
+        {"RTMPS://u:p@ingest.example/app/key?x=1 and more", "RTMPS://u:***@ingest.example/app/*** and more"},
+        {"rtmp://h/live", "rtmp://h/live"},                      /* no stream name */
+        {"rtmp://h/live/", "rtmp://h/live/"},
+        {"rtmp://h", "rtmp://h"},
+        {"xrtmp://h/a/b", "xrtmp://h/a/b"},
         /* a message quoting URLs: every one masked */
         {"File not found (404), URL: http://v:s3@h:8/a.mp4, Redirect to: rtsp://u:p@g/b",
          "File not found (404), URL: http://v:***@h:8/a.mp4, Redirect to: rtsp://u:***@g/b"},

@@ -29,7 +29,7 @@
 typedef struct tframe {
     double t;
     int64_t w, h, stride;
-    uint8_t center[3]; /* RGB of the middle pixel */
+    uint8_t center[3], top[3]; /* RGB of the middle pixel, of the top row's middle */
     double wall_ms;    /* when it arrived */
 } tframe;
 
@@ -81,6 +81,7 @@ static void on_frame(void *user, const uint8_t *rgb, int64_t w, int64_t h, int64
         f->h = h;
         f->stride = stride;
         memcpy(f->center, rgb + (h / 2) * stride + (w / 2) * 3, 3);
+        memcpy(f->top, rgb + (w / 2) * 3, 3);
         f->wall_ms = test_now_ms();
     }
     c->checksum += sum;
@@ -413,6 +414,38 @@ static void test_ingest_file_frames_then_ended(void) {
     remove_clip(dir, path);
     check_clip_run(&c);
     ASSERT_MSG(test_now_ms() - t0 < 2000, "a 3-s file took %.0f ms", test_now_ms() - t0);
+    ctx_finish(&c);
+}
+
+/* Raw BGR video in an AVI written by FFmpeg: avidemux gives it a pixel aspect ratio of
+ * -1/1, which videoscale refuses; the file still plays, upright (red above blue). */
+static void test_ingest_file_raw_avi_negative_par(void) {
+    if (system("command -v ffmpeg >/dev/null 2>&1") != 0) SKIP("ffmpeg not installed");
+    char dir[] = "/tmp/ingest-test-XXXXXX", path[256], cmd[512];
+    ASSERT(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/raw.avi", dir);
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -v error -y -f lavfi -i 'color=c=red:s=320x120:r=30[a];"
+             "color=c=blue:s=320x120:r=30[b];[a][b]vstack' -frames:v 90 -c:v rawvideo "
+             "-pix_fmt bgr24 %s",
+             path);
+    sh(cmd);
+    tctx c;
+    ctx_init(&c);
+    c.done = done_ended;
+    ingest_params p = params(&c, path, 64, 48);
+    run(&c, &p, 10000);
+    unlink(path);
+    rmdir(dir);
+    ASSERT_MSG(c.n_states == 3 && !c.has_detail[2], "the raw AVI ended with \"%s\"",
+               c.n_states ? c.details[c.n_states - 1] : "");
+    ASSERT_EQ_INT(c.n_frames, 6);
+    check_frames(&c, 64, 48, 1e-6);
+    for (int i = 0; i < c.n_frames; i++) {
+        ASSERT_MSG(c.frames[i].top[0] > 200 && c.frames[i].top[2] < 50,
+                   "frame %d: top row is %d,%d,%d, not red", i, c.frames[i].top[0],
+                   c.frames[i].top[1], c.frames[i].top[2]);
+    }
     ctx_finish(&c);
 }
 
@@ -892,6 +925,7 @@ static const test_case tests[] = {
     {"ingest_test_cycles_scenes", test_ingest_test_cycles_scenes},
     {"ingest_odd_size_stride", test_ingest_odd_size_stride},
     {"ingest_file_frames_then_ended", test_ingest_file_frames_then_ended},
+    {"ingest_file_raw_avi_negative_par", test_ingest_file_raw_avi_negative_par},
     {"ingest_decimation_marks", test_ingest_decimation_marks},
     {"ingest_file_realtime", test_ingest_file_realtime},
     {"ingest_http_file_ends", test_ingest_http_file_ends},

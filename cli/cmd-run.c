@@ -87,6 +87,9 @@ static int usage(void) {
                     "  {\"t_start\": i, \"t_end\": i+1, \"text\": \"...\", \"ms\": engine ms}\n"
                     "  --seconds N   stop after N chunks (default: the whole input)\n"
                     "  --vtt FILE    also write the commentary as WebVTT\n"
+                    "  --query TEXT  the first turn's question, at most 256 tokens (default:\n"
+                    "                \"Commentate on this match\")\n"
+                    "  --previous-text TEXT  earlier commentary or context, at most 4096 tokens\n"
                     "  --verbose     print the frames (stream time) each chunk used on stderr\n");
     return 2;
 }
@@ -546,6 +549,11 @@ int cmd_run(int argc, char **argv) {
     }
     if (vlm_engine_load(o.model, &ep, &r.engine, err) != 0) {
         fprintf(stderr, "commentary run: model %s: %s\n", o.model, err);
+        rc = 2;
+        goto out;
+    }
+    if (vlm_engine_check_texts(r.engine, o.query, o.previous_text, err) != 0) {
+        fprintf(stderr, "commentary run: %s\n", err);
         rc = 2;
         goto out;
     }

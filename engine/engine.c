@@ -116,6 +116,28 @@ static int encode(const vlm_engine *e, const char *text, vlm_ids *out, const cha
     return 0;
 }
 
+/* Refuses text over max tokens: "what is N tokens, more than max". */
+static int check_length(int64_t n, int64_t max, const char *what, char *err) {
+    if (n <= max) return 0;
+    return vlm__errf(err, VLM_EINVAL, "%s is %lld tokens, more than %lld", what, (long long)n,
+                     (long long)max);
+}
+
+int vlm_engine_check_texts(const vlm_engine *e, const char *query, const char *previous_text,
+                           char *err) {
+    const char *texts[2] = {query, previous_text}, *names[2] = {"query", "previous_text"};
+    const int64_t max[2] = {VLM_MAX_QUERY_TOKENS, VLM_MAX_PREVIOUS_TOKENS};
+    for (int k = 0; k < 2; k++) {
+        if (!texts[k]) continue;
+        int64_t n = 0;
+        char terr[VLM_ERR_LEN];
+        int rc = vlm_tokenizer_encode(e->tok, texts[k], strlen(texts[k]), NULL, 0, &n, terr);
+        if (rc) return vlm__errf(err, rc, "%s: %s", names[k], terr);
+        if ((rc = check_length(n, max[k], names[k], err))) return rc;
+    }
+    return 0;
+}
+
 /* The time pieces from the tokenizer, verified: spelling a few times from them must give
  * exactly what the tokenizer gives for the whole string. */
 static int time_pieces(const vlm_engine *e, vlm_time_pieces *tp, char *err) {
@@ -201,11 +223,12 @@ int vlm_session_new(vlm_engine *e, const vlm_policy *policy, const vlm_session_p
     int32_t im_end = vlm_tokenizer_token_to_id(e->tok, "<|im_end|>");
     if (!rc && im_end < 0)
         rc = vlm__errf(err, VLM_EFORMAT, "tokenizer.json: no '<|im_end|>' token");
-    int64_t max_query = sp->max_query_tokens > 0 ? sp->max_query_tokens : 256;
+    int64_t max_query = sp->max_query_tokens > 0 ? sp->max_query_tokens : VLM_MAX_QUERY_TOKENS;
     if (!rc) rc = time_pieces(e, &pc.time, err);
-    if (!rc && pc.query.n > max_query)
-        rc = vlm__errf(err, VLM_EINVAL, "session: query is %lld tokens, more than %lld",
-                       (long long)pc.query.n, (long long)max_query);
+    if (!rc) rc = check_length(pc.query.n, max_query, "session: query", err);
+    if (!rc)
+        rc = check_length(pc.prev_initial.n, VLM_MAX_PREVIOUS_TOKENS, "session: previous_text",
+                          err);
     vlm_session *s = NULL;
     if (!rc) {
         pc.newline = nl.v[0];

@@ -853,7 +853,7 @@ int vlm__session_create(vlm_session *s, vlm_model *m, const vlm_policy *policy,
     s->grid[1] = th / vc->patch_size;
     s->grid[2] = tw / vc->patch_size;
     s->n_vis = (th / unit) * (tw / unit);
-    if (s->max_query <= 0) s->max_query = 256;
+    if (s->max_query <= 0) s->max_query = VLM_MAX_QUERY_TOKENS;
     rc = copy_ids(&s->pc.system_block, &pieces->system_block, 0) ||
          copy_ids(&s->pc.prev_header, &pieces->prev_header, 0) ||
          copy_ids(&s->pc.prev_initial, &pieces->prev_initial, 0) ||

@@ -76,13 +76,26 @@ typedef struct vlm_session_params {
                                    scales to vlm_engine_frame_size's answer): used as they
                                    are.  smart_resize is not idempotent (with min_pixels =
                                    max_pixels, 252x140 would go to 280x168) */
-    int64_t max_query_tokens;   /* room for queries set later (0: 256) */
+    int64_t max_query_tokens;   /* room for queries set later (0: VLM_MAX_QUERY_TOKENS) */
     int64_t n_ctx;              /* KV capacity; 0: derived from the policy (required when
                                    T or V is -1) */
 } vlm_session_params;
 
+/* The longest query and previous_text a session takes by default, in tokens.  A query
+ * sits in every turn it is set for; the previous text is read whole by chunk 0's prefill
+ * (cut to the policy's S + W after), so its bound is the bound on that prefill. */
+#define VLM_MAX_QUERY_TOKENS 256
+#define VLM_MAX_PREVIOUS_TOKENS 4096
+
 int vlm_session_new(vlm_engine *e, const vlm_policy *policy, const vlm_session_params *params,
                     vlm_session **out, char *err);
+
+/* Whether a session would take query and previous_text (either may be NULL) with the
+ * default limits: VLM_EINVAL with err "query is N tokens, more than 256" or the like,
+ * or the tokenizer's error for text that is not UTF-8.  Thread: any (reads only the
+ * tokenizer), so a server can refuse a request before it reaches the engine's thread. */
+int vlm_engine_check_texts(const vlm_engine *e, const char *query, const char *previous_text,
+                           char *err);
 void vlm_session_free(vlm_session *s); /* NULL is a no-op */
 
 /* Change the query: the next chunk's user turn carries it (after its video), as chunk

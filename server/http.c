@@ -265,9 +265,9 @@ static void route_streams(struct lws *wsi, http_session *pss) {
             respond_error(pss, 400, "%s", err);
             return;
         }
-        int rc = stream_set_query(s, m.query_update.query);
+        int rc = stream_set_query(s, m.query_update.query, err);
         proto_msg_deinit(PROTO_MSG_QUERY_UPDATE, &m);
-        if (rc) respond_error(pss, 500, "out of memory");
+        if (rc) respond_error(pss, rc, "stream '%s': %s", s->id, err);
         else respond_stream(pss, 200, s);
     } else if (!strcmp(rest, "/captions.vtt") && pss->method == M_GET) {
         char *text = NULL;

@@ -434,6 +434,14 @@ void infer_remove(infer *inf, stream *s) {
     pthread_mutex_unlock(&inf->mu);
 }
 
+int infer_check_texts(const infer *inf, const char *query, const char *previous_text,
+                      char *err) {
+    char verr[VLM_ERR_LEN];
+    if (!inf->engine || !vlm_engine_check_texts(inf->engine, query, previous_text, verr)) return 0;
+    snprintf(err, 256, "%s", verr);
+    return -1;
+}
+
 void infer_set_query(infer *inf, stream *s, const char *query) {
     char *q = strdup(query ? query : "");
     pthread_mutex_lock(&inf->mu);

@@ -59,6 +59,11 @@ void infer_stop(infer *inf);
 void infer_frame_size(const infer *inf, int64_t *w, int64_t *h);
 const char *infer_describe(const infer *inf);
 
+/* Whether a session would take this query and previous text (NULL: none): 0, or -1
+ * with err (256 bytes) saying which is too long.  Runs on: loop, after READY. */
+int infer_check_texts(const infer *inf, const char *query, const char *previous_text,
+                      char *err);
+
 void infer_add(infer *inf, stream *s);                   /* Runs on: loop */
 void infer_remove(infer *inf, stream *s);                /* Runs on: loop; then CLOSED */
 void infer_set_query(infer *inf, stream *s, const char *query); /* Runs on: loop */

@@ -110,14 +110,13 @@ static void add_config_streams(app *a) {
         char err[256];
         if (stream_new(a, cs->id, cs->source, cs->query, cs->previous_text, true, &s, err))
             LOGE("config: %s", err);
-        else if (a->ready && stream_start(s) != 0)
-            LOGE("stream[%s] did not start", s->id);
+        else if (a->ready)
+            stream_start(s); /* a failure is logged, and ends the stream */
     }
 }
 
 void app_start_streams(app *a) {
-    for (int64_t i = 0; i < a->n_streams; i++)
-        if (stream_start(a->streams[i]) != 0) LOGE("stream[%s] did not start", a->streams[i]->id);
+    for (int64_t i = 0; i < a->n_streams; i++) stream_start(a->streams[i]); /* failures: logged */
 }
 
 /* ---- results of the inference thread ---- */
@@ -297,8 +296,8 @@ static void reload(app *a) {
             for (int64_t k = 0; k < old.n_streams; k++)
                 if (!strcmp(old.streams[k].id, s->id))
                     was = old.streams[k].query ? old.streams[k].query : "";
-            if (strcmp(was, now) && stream_set_query(s, now))
-                LOGE("reload: stream[%s]: out of memory; the query is unchanged", s->id);
+            if (strcmp(was, now) && stream_set_query(s, now, err))
+                LOGE("reload: stream[%s]: %s; the query is unchanged", s->id, err);
         }
         add_config_streams(a);
     }

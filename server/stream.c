@@ -231,6 +231,9 @@ int stream_new(app *a, const char *id, const char *source, const char *query,
     if (a->n_streams >= a->cfg.max_streams)
         return snprintf(err, 256, "stream '%s': the daemon runs max_streams = %lld streams "
                         "already", id, (long long)a->cfg.max_streams), 429;
+    char terr[256];
+    if (a->ready && infer_check_texts(a->inf, query, previous_text, terr)) /* else at start */
+        return snprintf(err, 256, "stream '%s': %.180s", id, terr), 400;
     stream *s = calloc(1, sizeof *s);
     if (!s) return snprintf(err, 256, "out of memory"), 500;
     if (uv_mutex_init(&s->snap_lock) != 0) {
@@ -280,17 +283,29 @@ int stream_new(app *a, const char *id, const char *source, const char *query,
     return 0;
 }
 
+/* stream_start's failure: logged, and the stream ends with why (it stays listed). */
+static int not_started(stream *s, const char *why) {
+    LOGE("stream[%s] not started: %s", s->id, why);
+    free(s->end_detail);
+    s->end_detail = strdup(why);
+    if (s->end_detail) emit_ended(s);
+    return -1;
+}
+
 int stream_start(stream *s) {
     app *a = s->app;
+    char err[256];
+    /* a stream made before the model was loaded: its texts are checked now */
+    if (infer_check_texts(a->inf, s->query, s->previous_text, err)) return not_started(s, err);
     s->width = a->frame_w;
     s->height = a->frame_h;
     for (int j = 0; j < STREAM_SLOTS; j++)
         for (int k = 0; k < 2; k++) {
             s->slots[j].rgb[k] = malloc((size_t)(s->width * s->height * 3));
-            if (!s->slots[j].rgb[k]) return -1;
+            if (!s->slots[j].rgb[k]) return not_started(s, "out of memory");
         }
     uint8_t *snap = malloc((size_t)(s->width * s->height * 3));
-    if (!snap) return -1;
+    if (!snap) return not_started(s, "out of memory");
     uv_mutex_lock(&s->snap_lock); /* no ingest runs yet; the lock is for the reader */
     s->snap_rgb = snap;
     s->snap_n = 0;
@@ -304,11 +319,9 @@ int stream_start(stream *s) {
                         .latency_ms = a->cfg.ingest.latency_ms, .loop = a->loop};
     ingest_params_whip(a, &ip);
     ingest_callbacks cb = {.frame = stream_on_frame, .state = on_ingest_state};
-    char err[256];
-    if (ingest_new(&ip, &cb, s, &s->in, err) != 0 || ingest_start(s->in) != 0) {
-        LOGE("stream[%s] cannot start: %s", s->id, err);
-        return -1;
-    }
+    if (ingest_new(&ip, &cb, s, &s->in, err) != 0) return not_started(s, err);
+    int rc = ingest_start(s->in);
+    if (rc) return not_started(s, uv_strerror(rc));
     infer_add(a->inf, s);
     return 0;
 }
@@ -330,9 +343,11 @@ void stream_remove(stream *s) {
     }
 }
 
-int stream_set_query(stream *s, const char *query) {
+int stream_set_query(stream *s, const char *query, char *err) {
+    app *a = s->app;
+    if (a->ready && infer_check_texts(a->inf, query, NULL, err)) return 400;
     char *q = strdup(query ? query : ""), *old;
-    if (!q) return -1;
+    if (!q) return snprintf(err, 256, "out of memory"), 500;
     infer_lock(s->app->inf); /* the inference thread copies s->query under it */
     old = s->query;
     s->query = q;

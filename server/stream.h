@@ -94,13 +94,16 @@ typedef struct stream {
  * the stream and source.  The stream is registered with the app. */
 int stream_new(app *a, const char *id, const char *source, const char *query,
                const char *previous_text, bool from_config, stream **out, char *err);
-/* Allocate the frame slots and start ingest once the model is ready (loop). */
+/* Allocate the frame slots and start ingest once the model is ready (loop).  Checks the
+ * query and previous text first (a stream made while the model loaded).  A failure is
+ * logged and ends the stream with its reason (`status` `ended`, detail); -1. */
 int stream_start(stream *s);
 /* Stop ingest and hand the session back; the stream is freed when infer confirms. */
 void stream_remove(stream *s);
-/* Runs on: loop.  A new query for s's next chunks (REST, reload); -1 when out of
- * memory (the old one stays). */
-int stream_set_query(stream *s, const char *query);
+/* Runs on: loop.  A new query for s's next chunks (REST, reload).  0, or an HTTP status
+ * with err (256 bytes): 400 for a query the engine would refuse (too long), 500 when
+ * out of memory; the old query stays. */
+int stream_set_query(stream *s, const char *query, char *err);
 /* Free a stream whose session is released (loop). */
 void stream_free(stream *s);
 

@@ -88,6 +88,46 @@ async def collect(url, n, timeout, want=lambda ev: ev["type"] == "commentary"):
     return got
 
 
+async def wait_for(port, path, timeout):
+    """GET path until it answers 200 or timeout s pass: the last status (None: no answer)."""
+    t0, st = time.monotonic(), None
+    while time.monotonic() - t0 < timeout:
+        try:
+            st = http("GET", path, port=port)[0]
+            if st == 200:
+                break
+        except OSError:
+            pass
+        await asyncio.sleep(0.1)
+    return st
+
+
+async def config_query_too_long(tmp, cfg):
+    """A config stream whose query is too long: streams start once the model is loaded,
+    and this one ends at once with why; the daemon and its other streams go on."""
+    port = free_port()
+    path = os.path.join(tmp, "wordy.json")
+    with open(path, "w") as f:
+        json.dump(dict(cfg, listen=f"127.0.0.1:{port}",
+                       streams=[{"id": "wordy", "source": "test:", "query": ("word " * 300).strip()},
+                                {"id": "ok", "source": "test:"}]), f)
+    with open(os.path.join(ROOT, "build", "test-logs", "daemon-wordy.log"), "w") as log:
+        d = subprocess.Popen([DAEMON, "--config", path], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            await wait_for(port, "/ready", 60)
+            ev = await collect(f"ws://127.0.0.1:{port}/v1/streams/wordy/events?token={TOKEN}&since=0",
+                               1, 60, want=lambda e: e["type"] == "status")
+            st = [e for _, e in ev if e["type"] == "status"]
+            check(st and st[0]["state"] == "ended" and
+                  st[0].get("detail") == "query is 300 tokens, more than 256",
+                  f"a config stream with a 300-token query ends, saying why ({st[:1]})")
+            ok = await collect(f"ws://127.0.0.1:{port}/v1/streams/ok/events?token={TOKEN}", 1, 30)
+            check(any(e["type"] == "commentary" for _, e in ok), "the daemon's other stream runs")
+        finally:
+            d.terminate()
+            d.wait(timeout=10)
+
+
 async def main():
     port, rport = free_port(), free_port()
     tmp = tempfile.mkdtemp(prefix="commentaryd-test-")
@@ -117,6 +157,7 @@ async def main():
     r = subprocess.run([DAEMON, "--config", bad_path, "--check-config"], capture_output=True, text=True)
     check(r.returncode == 2 and "unsupported scheme 'bogus'" in r.stderr,
           f"--check-config refuses a bad stream source ({r.returncode}: {r.stderr.strip()[:80]})")
+    await config_query_too_long(tmp, cfg)
     rtsp = start_rtsp(rport)
     log = open(os.path.join(ROOT, "build", "test-logs", "daemon.log"), "w")
     # systemd's notify protocol: a datagram socket the daemon reports to
@@ -140,21 +181,9 @@ async def main():
     try:
         # /health at once, /ready once warm
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 20:
-            try:
-                if http("GET", "/health", port=port)[0] == 200:
-                    break
-            except OSError:
-                pass
-            await asyncio.sleep(0.1)
-        check(http("GET", "/health", port=port)[0] == 200, "/health answers 200")
-        ready = None
-        while time.monotonic() - t0 < 120:
-            ready = http("GET", "/ready", port=port)
-            if ready[0] == 200:
-                break
-            await asyncio.sleep(0.2)
-        check(ready and ready[0] == 200, f"/ready turns 200 (took {time.monotonic() - t0:.1f} s)")
+        check(await wait_for(port, "/health", 20) == 200, "/health answers 200")
+        check(await wait_for(port, "/ready", 120) == 200,
+              f"/ready turns 200 (took {time.monotonic() - t0:.1f} s)")
         await asyncio.sleep(2.5)
         drain_notify()
         check(any("READY=1" in n for n in notes), "sd_notify READY=1 once ready")
@@ -255,6 +284,18 @@ async def main():
               "duplicate id is 409")
         st, body = http("PUT", "/v1/streams/pattern/query", body={"query": "Which bars?"}, port=port)
         check(st == 200 and json.loads(body)["query"] == "Which bars?", "PUT query 200")
+        # texts the engine would refuse are refused here, naming the limit
+        st, body = http("PUT", "/v1/streams/pattern/query", body={"query": ("word " * 300).strip()}, port=port)
+        check(st == 400 and "query is 300 tokens, more than 256" in body and
+              json.loads(http("GET", "/v1/streams/pattern", port=port)[1])["query"] == "Which bars?",
+              f"PUT of a 300-token query: 400, the old query stays ({st} {body[:90]})")
+        st, body = http("POST", "/v1/streams", body={"id": "wordy", "source": "test:",
+                                                     "query": ("word " * 300).strip()}, port=port)
+        check(st == 400 and "query is 300 tokens" in body, f"POST a 300-token query: 400 ({st})")
+        st, body = http("POST", "/v1/streams", body={"id": "wordy", "source": "test:",
+                                                     "previous_text": ("word " * 5000).strip()}, port=port)
+        check(st == 400 and "previous_text is 5000 tokens, more than 4096" in body,
+              f"POST a 5000-token previous_text: 400 ({st} {body[:90]})")
         pe = await collect(f"ws://127.0.0.1:{port}/v1/streams/pattern/events?token={TOKEN}", 2, 30)
         check(sum(1 for _, e in pe if e["type"] == "commentary") >= 2, "added stream comments")
         st, listing = http("GET", "/v1/streams", port=port)

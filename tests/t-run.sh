@@ -165,6 +165,12 @@ for f in generation_config.json preprocessor_config.json; do
     run "loop-$f" --model "$tmp/m-$f" --input "$tmp/c22.mp4"
     expect_err "loop-$f" "$f: cannot open: Too many levels of symbolic links"
 done
+# texts longer than a session takes: refused before any video is read, naming the limit
+words() { python3 -c "import sys; print(' '.join(['word'] * int(sys.argv[1])))" "$1"; }
+run longquery --model "$model" --input "$tmp/c22.mp4" --query "$(words 300)"
+expect_err longquery "^commentary run: query is 300 tokens, more than 256$"
+run longprev --model "$model" --input "$tmp/c22.mp4" --previous-text "$(words 5000)"
+expect_err longprev "^commentary run: previous_text is 5000 tokens, more than 4096$"
 # help is asked for, not a mistake
 if "$bin" --help >"$tmp/help.out" 2>&1 && grep -q "^usage: commentary" "$tmp/help.out"; then
     echo "ok   commentary --help: usage, exit 0"

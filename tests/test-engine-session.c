@@ -404,6 +404,58 @@ static void test_session_invalid_utf8_prompt(void) {
     vlm_engine_free(e);
 }
 
+/* "a a a …": n tokens with the Qwen2.5 tokenizer ("a", then " a" each). */
+static char *n_tokens_text(int64_t n) {
+    char *t = malloc((size_t)n * 2 + 1);
+    ASSERT(t);
+    for (int64_t i = 0; i < n; i++) memcpy(t + 2 * i, " a", 2);
+    t[2 * n] = 0;
+    memmove(t, t + 1, (size_t)n * 2); /* the first without its space */
+    return t;
+}
+
+/* The query and previous-text limits: the same on vlm_engine_check_texts (what a server
+ * asks before it accepts a stream) and on the session. */
+static void test_session_text_limits(void) {
+    vlm_engine *e = load_tiny();
+    vlm_policy p;
+    vlm_policy_default(e, &p);
+    char err[VLM_ERR_LEN];
+    char *q_max = n_tokens_text(VLM_MAX_QUERY_TOKENS),
+         *q_over = n_tokens_text(VLM_MAX_QUERY_TOKENS + 1);
+    char *p_max = n_tokens_text(VLM_MAX_PREVIOUS_TOKENS),
+         *p_over = n_tokens_text(VLM_MAX_PREVIOUS_TOKENS + 1);
+    ASSERT_EQ_INT(vlm_engine_check_texts(e, q_max, p_max, err), 0);
+    ASSERT_EQ_INT(vlm_engine_check_texts(e, NULL, NULL, err), 0);
+    ASSERT_EQ_INT(vlm_engine_check_texts(e, q_over, NULL, err), VLM_EINVAL);
+    ASSERT_CONTAINS(err, "query is 257 tokens, more than 256");
+    ASSERT_EQ_INT(vlm_engine_check_texts(e, "", p_over, err), VLM_EINVAL);
+    ASSERT_CONTAINS(err, "previous_text is 4097 tokens, more than 4096");
+    ASSERT_EQ_INT(vlm_engine_check_texts(e, NULL, "caf\xc3", err), VLM_EINVAL);
+    ASSERT_CONTAINS(err, "previous_text");
+
+    vlm_session_params sp = {.frame_width = 64, .frame_height = 64, .query = q_over};
+    vlm_session *s = NULL;
+    ASSERT_EQ_INT(vlm_session_new(e, &p, &sp, &s, err), VLM_EINVAL);
+    ASSERT_CONTAINS(err, "query is 257 tokens, more than 256");
+    sp.query = NULL;
+    sp.previous_text = p_over;
+    ASSERT_EQ_INT(vlm_session_new(e, &p, &sp, &s, err), VLM_EINVAL);
+    ASSERT_CONTAINS(err, "previous_text is 4097 tokens, more than 4096");
+    sp.query = q_max;
+    sp.previous_text = p_max;
+    ASSERT_EQ_INT(vlm_session_new(e, &p, &sp, &s, err), 0);
+    ASSERT_EQ_INT(vlm_session_set_query(s, q_over, err), VLM_EFULL);
+    ASSERT_CONTAINS(err, "query is 257 tokens, more than 256");
+    ASSERT_EQ_INT(vlm_session_set_query(s, q_max, err), 0);
+    vlm_session_free(s);
+    free(q_max);
+    free(q_over);
+    free(p_max);
+    free(p_over);
+    vlm_engine_free(e);
+}
+
 static void test_session_malformed_tokenizer(void) {
     if (access(TINY "/model.safetensors", R_OK) != 0) SKIP("%s missing", TINY);
     char dir[] = "/tmp/vlm-test-tok-XXXXXX";
@@ -931,6 +983,7 @@ int main(int argc, char **argv) {
         {"session_bad_frames", test_session_bad_frames},
         {"session_frames_at_model_size", test_session_frames_at_model_size},
         {"session_invalid_utf8_prompt", test_session_invalid_utf8_prompt},
+        {"session_text_limits", test_session_text_limits},
         {"session_malformed_tokenizer", test_session_malformed_tokenizer},
         {"batch_matches_sequential", test_batch_matches_sequential},
         {"batch_two_prefill_groups", test_batch_two_prefill_groups},

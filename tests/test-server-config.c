@@ -812,7 +812,8 @@ static void test_config_mask_source(void) {
         {"http://h/monkey=1", "http://h/monkey=1"},              /* only whole key names */
         /* RTMP: the stream name after the application is the stream key */
         {"rtmp://127.0.0.1:1935/live/sk_us_1234abcd", "rtmp://127.0.0.1:1935/live/***"},
-        {"RTMPS://u:p@ingest.example/app/key?x=1 and more", "RTMPS://u:***@ingest.example/app/*** and more"},
+        {"RTMPS://u:p@ingest.example/app/key?x=1 and more",
+         "RTMPS://u:***@ingest.example/app/*** and more"},
         {"rtmp://h/live", "rtmp://h/live"},                      /* no stream name */
         {"rtmp://h/live/", "rtmp://h/live/"},
         {"rtmp://h", "rtmp://h"},

@@ -97,6 +97,9 @@ LISTEN  ?= 127.0.0.1:8080
 MODEL   ?= $(if $(wildcard models/default/config.json),models/default,$(BUILD)/models/tiny-random)
 
 TINY_MODEL := $(BUILD)/models/tiny-random/model.safetensors
+# the Python that runs the model scripts (numpy needed); a GPU machine's numpy may live in
+# another python3 (gpu-check.sh passes PYTHON=...)
+PYTHON  ?= /usr/bin/python3
 
 # all: the library, the CLI, tests, benchmarks and the tiny random test model
 all: $(BUILD)/bin/commentary $(BUILD)/bin/commentaryd $(TEST_BIN) $(HELPER_BIN) $(BENCH_BIN) \
@@ -105,7 +108,7 @@ all: $(BUILD)/bin/commentary $(BUILD)/bin/commentaryd $(TEST_BIN) $(HELPER_BIN) 
 
 # the tiny random-weight Qwen2.5-VL with the real tokenizer (tests, `make run` fallback)
 $(TINY_MODEL): scripts/make-tiny-model.py tests/fixtures/tokenizer/qwen2.5-tokenizer.json.xz
-	/usr/bin/python3 scripts/make-tiny-model.py $(dir $@)
+	$(PYTHON) scripts/make-tiny-model.py $(dir $@)
 
 # default-model: regenerate the data, train and export models/default (the shipped
 # commentator of videotestsrc scenes; ~19 min on 2 cores; python3-torch, python3-torchvision,
@@ -122,7 +125,8 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.cu cuda/common.cuh engine/backend.h engine/vlm_util.h
+$(BUILD)/obj/%.o: %.cu cuda/common.cuh cuda/vlm_cuda.h engine/backend.h engine/vlm_util.h \
+                  engine/vlm_error.h engine/sample_draw.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 

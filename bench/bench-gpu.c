@@ -116,6 +116,14 @@ static double time_decode(bench *b, int64_t at, int steps, int reps, int *rc) {
     return bench_median(ms, reps);
 }
 
+/* the engine's warnings and errors (a CUDA failure, graphs turned off while recording a
+ * step: the "graph" figures are then op by op) on stderr, which gpu-check.sh keeps */
+static void log_warn(vlm_log_level level, const char *msg, void *user) {
+    (void)user;
+    if (level <= VLM_LOG_WARN) fprintf(stderr, "bench-gpu: %s: %s\n",
+                                       level == VLM_LOG_ERROR ? "error" : "warning", msg);
+}
+
 static int fail(const char *what, vlm_backend *be) {
     fprintf(stderr, "bench-gpu: %s failed: %s\n", what, be ? vlm_backend_last_error(be) : "");
     return 1;
@@ -131,6 +139,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--cache")) cache = atoll(argv[i + 1]);
     }
+    vlm_set_log(log_warn, NULL);
     if (reps < 1 || reps > 64) reps = 5;
     if (steps < 1 || steps > 1000) steps = 20;
     if (cache < CHUNK_TOKENS) cache = CHUNK_TOKENS;

@@ -46,6 +46,12 @@ int posix_memalign(void **out, size_t align, size_t n) {
     return *out ? 0 : 12;
 }
 
+/* the engine's warnings (a CUDA failure, graphs turned off while recording) on stderr */
+static void log_warn(vlm_log_level level, const char *msg, void *user) {
+    (void)user;
+    if (level <= VLM_LOG_WARN) fprintf(stderr, "engine: %s\n", msg);
+}
+
 static vlm_engine *load_tiny(void) {
     if (access(TINY "/model.safetensors", R_OK) != 0)
         SKIP("%s missing (make builds it with scripts/make-tiny-model.py)", TINY);
@@ -53,6 +59,7 @@ static vlm_engine *load_tiny(void) {
     char err[VLM_ERR_LEN];
     /* TEST_BACKEND=cuda: the batch and draw tests on a GPU (scripts/gpu-check.sh) */
     const char *be = getenv("TEST_BACKEND");
+    if (be && *be) vlm_set_log(log_warn, NULL); /* a device's warnings into the GPU log */
     vlm_engine_params ep = {.backend = be && *be ? be : "cpu", .n_threads = 1};
     ASSERT_MSG(vlm_engine_load(TINY, &ep, &e, err) == 0, "%s", err);
     return e;
@@ -668,9 +675,12 @@ static struct {
 
 static int rec_compute(vlm_backend *be, const vlm_op *op) {
     if (op->kind == VLM_OP_SAMPLE && rec.refuse_every && ++rec.n_samples % rec.refuse_every == 0) {
-        *(int32_t *)op->out.data = -1;
+        /* out is backend memory (a device pointer under TEST_BACKEND=cuda): write the -1
+         * through the backend, never through the pointer; a SAMPLE is never recorded */
+        const int32_t refused = -1;
+        ASSERT_MSG(!rec.recording, "a SAMPLE inside a recorded step");
         rec.n_refused++;
-        return 0;
+        return rec.inner->set(be, op->out.data, &refused, sizeof refused);
     }
     if (!rec.recording) return rec.inner->compute(be, op);
     ASSERT_MSG(rec.n_ops < 4096, "a step of more than 4096 ops");

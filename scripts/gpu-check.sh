@@ -14,14 +14,18 @@
 #                                          utf8proc, openblas) as .deb files into .gpudeps/
 #                                          (git-ignored) for machines that lack them
 #
-# With the device tool: run `bash scripts/gpu-check.sh` with carry [".gpudeps"] when
-# that folder was fetched.  Everything goes to stdout; when $OUT is set, the full log
-# and the key outputs are copied there too (gpu-check.log, build.txt, backend-ops.txt,
-# checks.txt, engine.txt, bench.txt, sanitizer.txt, summary.txt).  When 'make all' fails (the
-# daemon's libraries — libuv, lws, GStreamer — may be missing there) the script builds
-# the engine, test-backend-ops, bench-gpu and a `commentary` without `run` by hand.
+# With the device tool: fetch .gpudeps here first, then run
+#   ENGINE_ONLY=1 BUDGET=480 bash scripts/gpu-check.sh   (carry [".gpudeps"], timeout_s 540)
+# Everything goes to stdout; when $OUT is set, the full log and the key outputs are
+# written there as they are made (gpu-check.log, build.txt, backend-ops.txt, checks.txt,
+# engine.txt, bench.txt, sanitizer.txt, summary.txt), so they come back even from a run
+# killed at its limit.  When 'make all' fails (the daemon's libraries — libuv, lws,
+# GStreamer — may be missing there) the script builds the engine, test-backend-ops,
+# bench-gpu and a `commentary` without `run` by hand (linking PyTorch's cuBLAS wheel when
+# the toolkit has no cuBLAS).
 # Environment: JOBS (make -j, default nproc), BENCH_DIMS (7b | 3b, default 7b),
 # SKIP_SANITIZER=1, ENGINE_ONLY=1 (skip 'make all': build only what this script runs),
+# BUDGET (seconds for the whole script, default 480: each step's limit is cut to fit),
 # VLM_CUDA_ATTN=simt (debug: f32 attention only).
 set -u
 cd "$(dirname "$0")/.."
@@ -114,6 +118,17 @@ else
     CUDA_TOP=$("$NVCC" --dryrun -c -x cu /dev/null -o /dev/null 2>&1 | sed -n 's/^#[$] TOP=//p' | head -n 1)
     CUDA_LIBDIR=$(dirname "$(ls "$CUDA_TOP"/lib64/libcudart.so "$CUDA_TOP"/targets/*/lib/libcudart.so 2>/dev/null | head -n 1)")
     CUDA_LIBS="-L$CUDA_LIBDIR -Wl,-rpath,$CUDA_LIBDIR -lcublasLt -lcublas -lcudart -lstdc++"
+    # a toolkit without cuBLAS (an image whose cuBLAS is PyTorch's pip wheel): link the
+    # wheel's versioned libraries by name
+    if [ ! -e "$CUDA_LIBDIR/libcublas.so" ] && [ -n "$PY" ]; then
+        WDIR=$("$PY" -c 'import nvidia.cublas as c, os; print(os.path.join(list(c.__path__)[0], "lib"))' 2>/dev/null)
+        BLAS=$(ls "$WDIR"/libcublas.so.* 2>/dev/null | head -n 1)
+        BLASLT=$(ls "$WDIR"/libcublasLt.so.* 2>/dev/null | head -n 1)
+        if [ -n "$BLAS" ] && [ -n "$BLASLT" ]; then
+            echo "gpu-check: no libcublas.so in $CUDA_LIBDIR; linking $BLAS and $BLASLT"
+            CUDA_LIBS="-L$CUDA_LIBDIR -Wl,-rpath,$CUDA_LIBDIR -L$WDIR -Wl,-rpath,$WDIR -l:$(basename "$BLASLT") -l:$(basename "$BLAS") -lcudart -lstdc++"
+        fi
+    fi
     CFL="-O2 -g -std=c11 -D_GNU_SOURCE -pthread -Iengine -I. -DVLM_HAVE_CUDA=1 -DUTF8PROC_EXPORTS"
     mkdir -p build/bin build/tests build/bench
     printf '#include "cli.h"\n#include <stdio.h>\nint cmd_run(int argc, char **argv) {\n    (void)argc; (void)argv;\n    fprintf(stderr, "run: not in this build\\n");\n    return 2;\n}\n' >"$TMPD/run_stub.c"

@@ -46,7 +46,7 @@
 
 #define MAX_BODY (64 * 1024)
 
-enum { M_GET, M_POST, M_PUT, M_PATCH, M_DELETE, M_OPTIONS, M_OTHER };
+enum { M_GET, M_POST, M_PUT, M_PATCH, M_DELETE, M_OPTIONS, M_HEAD, M_OTHER };
 
 typedef struct http_session {
     int method;
@@ -54,6 +54,10 @@ typedef struct http_session {
     char *body;
     size_t body_len;
     bool body_too_big;
+    bool head;        /* a HEAD request: routed as GET, answered without the body */
+    bool close_after; /* close the connection after the answer (a body we cannot read) */
+    bool routed; /* route() ran for this request (lws repeats BODY_COMPLETION while a
+                  * pipelined request waits in its buffer) */
     /* the response */
     int status;
     const char *ctype;
@@ -78,7 +82,8 @@ static int method_of(struct lws *wsi) {
         int m;
     } t[] = {{WSI_TOKEN_GET_URI, M_GET},       {WSI_TOKEN_POST_URI, M_POST},
              {WSI_TOKEN_PUT_URI, M_PUT},       {WSI_TOKEN_PATCH_URI, M_PATCH},
-             {WSI_TOKEN_DELETE_URI, M_DELETE}, {WSI_TOKEN_OPTIONS_URI, M_OPTIONS}};
+             {WSI_TOKEN_DELETE_URI, M_DELETE}, {WSI_TOKEN_OPTIONS_URI, M_OPTIONS},
+             {WSI_TOKEN_HEAD_URI, M_HEAD}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (lws_hdr_total_length(wsi, t[i].tok) > 0) return t[i].m;
     return M_OTHER;
@@ -102,6 +107,18 @@ static bool authorized(struct lws *wsi) {
     char q[300];
     const char *v = lws_get_urlarg_by_name(wsi, "token=", q, sizeof q);
     return v && same_secret(v, token);
+}
+
+/* A request a browser sent from a page of another origin?  Browsers send Origin on every
+ * cross-origin POST and WebSocket handshake; curl and other non-browser clients send none.
+ * Without this, any web page the user opens can POST /v1/streams (a text/plain body is a
+ * CORS "simple request": no preflight) and read any stream's events over WebSocket. */
+static bool same_origin(struct lws *wsi) {
+    char origin[256], host[256];
+    if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0) return true;
+    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) return false;
+    const char *o = strstr(origin, "://");
+    return o && !strcasecmp(o + 3, host);
 }
 
 static void add_header(http_session *pss, const char *name, const char *value) {
@@ -135,6 +152,28 @@ static void respond_json(http_session *pss, int status, proto_type type, const p
     respond(pss, 500, "text/plain", strdup("internal error\n"), 15);
 }
 
+/* Replace every byte that is not part of valid UTF-8 (or a control character) with '?',
+ * so a message that quotes the request path can always be encoded as JSON. */
+static void utf8_scrub(char *m) {
+    unsigned char *p = (unsigned char *)m;
+    while (*p) {
+        int n = *p < 0x80            ? 1
+                : (*p & 0xe0) == 0xc0 ? 2
+                : (*p & 0xf0) == 0xe0 ? 3
+                : (*p & 0xf8) == 0xf0 ? 4
+                                      : 0;
+        bool ok = n > 0 && !(n == 2 && *p < 0xc2) && !(n == 4 && *p > 0xf4);
+        for (int k = 1; ok && k < n; k++) ok = (p[k] & 0xc0) == 0x80;
+        if (ok && n == 3) ok = !(p[0] == 0xe0 && p[1] < 0xa0) && !(p[0] == 0xed && p[1] > 0x9f);
+        if (ok && n == 4) ok = !(p[0] == 0xf0 && p[1] < 0x90) && !(p[0] == 0xf4 && p[1] > 0x8f);
+        if (!ok || *p < 0x20 || *p == 0x7f) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 static void respond_error(http_session *pss, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void respond_error(http_session *pss, int status, const char *fmt, ...) {
@@ -143,8 +182,15 @@ static void respond_error(http_session *pss, int status, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_scrub(msg);
     proto_msg m = {.error = {.code = status, .message = msg}};
     respond_json(pss, status, PROTO_MSG_ERROR, &m);
+}
+
+/* 405 for a resource that exists, with the Allow header RFC 9110 §15.5.6 requires. */
+static void respond_405(http_session *pss, const char *allow) {
+    respond_error(pss, 405, "%s: method not allowed, use %s", pss->path, allow);
+    add_header(pss, "allow:", allow);
 }
 
 static void respond_text(http_session *pss, int status, const char *ctype, const char *text) {
@@ -215,7 +261,7 @@ static void route_streams(struct lws *wsi, http_session *pss) {
             return;
         }
         if (pss->method != M_POST) {
-            respond_error(pss, 405, "%s: use GET or POST", pss->path);
+            respond_405(pss, "GET, HEAD, POST");
             return;
         }
         proto_msg m;
@@ -295,7 +341,19 @@ static void route_streams(struct lws *wsi, http_session *pss) {
             respond_error(pss, 500, "stream '%s': cannot encode the snapshot", s->id);
         }
     } else if (!strcmp(rest, "/events")) {
+        if (pss->method != M_GET) {
+            respond_405(pss, "GET");
+            return;
+        }
         respond_error(pss, 426, "%s is a WebSocket endpoint: upgrade required", pss->path);
+        add_header(pss, "upgrade:", "websocket"); /* RFC 9110 §15.5.22: a 426 names it */
+        add_header(pss, "connection:", "upgrade");
+    } else if (!rest[0]) {
+        respond_405(pss, "GET, HEAD, PATCH, DELETE");
+    } else if (!strcmp(rest, "/query")) {
+        respond_405(pss, "PUT, POST");
+    } else if (!strcmp(rest, "/captions.vtt") || !strcmp(rest, "/snapshot.jpg")) {
+        respond_405(pss, "GET, HEAD");
     } else {
         respond_error(pss, 404, "%s: no such resource", pss->path);
     }
@@ -306,8 +364,12 @@ static void respond_asset(http_session *pss, const char *name) {
     const web_asset *w = NULL;
     for (size_t i = 0; i < web_n_assets; i++)
         if (!strcmp(web_assets[i].name, name)) w = &web_assets[i];
-    if (!w || (pss->method != M_GET)) {
-        respond_error(pss, w ? 405 : 404, "%s: %s", pss->path, w ? "use GET" : "no such resource");
+    if (!w) {
+        respond_error(pss, 404, "%s: no such resource", pss->path);
+        return;
+    }
+    if (pss->method != M_GET) {
+        respond_405(pss, "GET, HEAD");
         return;
     }
     char *copy = malloc(w->len ? w->len : 1);
@@ -321,7 +383,8 @@ static void respond_asset(http_session *pss, const char *name) {
 }
 
 static const char *method_name(int m) {
-    static const char *names[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"};
+    static const char *names[] = {"GET",    "POST",    "PUT",  "PATCH",
+                                  "DELETE", "OPTIONS", "HEAD", "OTHER"};
     return names[m];
 }
 
@@ -336,12 +399,19 @@ static void route_whip(struct lws *wsi, http_session *pss) {
     respond(pss, r.status, r.ctype, r.body, r.len);
     if (r.location[0]) snprintf(pss->location, sizeof pss->location, "%s", r.location);
     add_header(pss, "access-control-allow-origin:", "*");
+    if (r.status == 405) /* RFC 9110 §15.5.6: the endpoint takes POST, a session DELETE */
+        add_header(pss, "allow:",
+                   strchr(pss->path + 9, '/') ? "DELETE, OPTIONS" : "POST, OPTIONS");
 }
 
 static void route(struct lws *wsi, http_session *pss) {
     app *a = g_app;
+    pss->routed = true;
     if (pss->body_too_big) {
         respond_error(pss, 413, "request body over %d bytes", MAX_BODY);
+    } else if ((!strcmp(pss->path, "/health") || !strcmp(pss->path, "/ready") ||
+                !strcmp(pss->path, "/metrics")) && pss->method != M_GET) {
+        respond_405(pss, "GET, HEAD");
     } else if (!strcmp(pss->path, "/health")) {
         respond_text(pss, 200, "application/json", "{\"status\":\"ok\"}\n");
     } else if (!strcmp(pss->path, "/ready")) {
@@ -364,6 +434,12 @@ static void route(struct lws *wsi, http_session *pss) {
                (pss->path[11] == 0 || pss->path[11] == '/')) {
         if (!authorized(wsi)) {
             respond_error(pss, 401, "missing or wrong bearer token");
+            return;
+        }
+        if (!a->cfg.token[0] && pss->method != M_GET && !same_origin(wsi)) {
+            /* with a token, the token decides: a page cannot send it without knowing it */
+            respond_error(pss, 403, "%s: cross-origin request refused (set a token to allow "
+                          "other origins)", pss->path);
             return;
         }
         route_streams(wsi, pss);
@@ -407,9 +483,13 @@ static int write_response(struct lws *wsi, http_session *pss) {
     if (pss->phase == 0) {
         unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
                                            *end = buf + sizeof buf - 1;
-        if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, pss->ctype,
-                                        (lws_filepos_t)pss->resp_len, &p, end))
+        if (pss->status == 204 || pss->status == 304) {
+            /* RFC 9110 §8.6: no Content-Length (and no content) in a 204 */
+            if (lws_add_http_header_status(wsi, (unsigned int)pss->status, &p, end)) return -1;
+        } else if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, pss->ctype,
+                                               (lws_filepos_t)pss->resp_len, &p, end)) {
             return -1;
+        }
         if (pss->location[0] &&
             lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_LOCATION,
                                          (unsigned char *)pss->location,
@@ -429,8 +509,19 @@ static int write_response(struct lws *wsi, http_session *pss) {
                                             (const unsigned char *)pss->hdr[i].value,
                                             (int)strlen(pss->hdr[i].value), &p, end))
                 return -1;
+        if (pss->close_after &&
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
+                                         5, &p, end))
+            return -1;
         if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
         pss->phase = 1;
+        if (pss->head && pss->resp_len) { /* RFC 9110 §9.3.2: the headers of a GET, no content */
+            free(pss->resp);
+            pss->resp = NULL;
+            pss->resp_len = 0;
+            if (pss->close_after) return -1;
+            return lws_http_transaction_completed(wsi) ? -1 : 0;
+        }
         if (pss->resp_len) {
             lws_callback_on_writable(wsi);
             return 0;
@@ -445,6 +536,7 @@ static int write_response(struct lws *wsi, http_session *pss) {
     }
     free(pss->resp);
     pss->resp = NULL;
+    if (pss->close_after) return -1;
     if (lws_http_transaction_completed(wsi)) return -1;
     return 0;
 }
@@ -454,11 +546,26 @@ static int begin_request(struct lws *wsi, http_session *pss, const char *uri) {
     free(pss->resp);
     memset(pss, 0, sizeof *pss);
     pss->method = method_of(wsi);
+    if (pss->method == M_HEAD) {
+        pss->method = M_GET;
+        pss->head = true;
+    }
     snprintf(pss->path, sizeof pss->path, "%s", uri ? uri : "/");
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        /* lws 4.1 does not decode a chunked request body: say so instead of waiting for
+         * one that never completes (RFC 9110 §15.5.12), and close: the body is unread */
+        respond_error(pss, 411, "%s: send the body with a Content-Length (chunked request "
+                      "bodies are not supported)", pss->path);
+        pss->close_after = true;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
     if (pss->method == M_POST || pss->method == M_PUT || pss->method == M_PATCH) {
-        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 ||
-            lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
-            return 0; /* wait for the body */
+        char cl[24] = "";
+        if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+            strtoull(cl, NULL, 10) > 0)
+            return 0; /* wait for the body (lws 4.1 sends no BODY_COMPLETION for a PUT or
+                       * PATCH with Content-Length: 0, so those are answered now) */
     }
     if (pss->method == M_OPTIONS) {
         respond(pss, 204, "text/plain", NULL, 0);
@@ -487,6 +594,7 @@ static int ws_check(struct lws *wsi, stream **out, int64_t *since) {
         strcmp(rest, "/events") != 0)
         return 404;
     if (!authorized(wsi)) return 401;
+    if (!g_app->cfg.token[0] && !same_origin(wsi)) return 403; /* a token decides alone */
     stream *s = app_find_stream(g_app, id);
     if (!s || s->closing) return 404;
     char buf[64];
@@ -524,6 +632,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         return 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (pss->routed) return 0; /* already answered or answering */
         route(wsi, pss);
         lws_callback_on_writable(wsi);
         return 0;
@@ -539,10 +648,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
          * which WebSocket clients reject before reading the status) */
         static const char *why[] = {[0] = "", [1] = "missing or wrong bearer token",
                                     [2] = "no such stream",
-                                    [3] = "since must be a whole number >= 0"};
+                                    [3] = "since must be a whole number >= 0",
+                                    [4] = "cross-origin subscription refused (set a token)"};
         static const char *line[] = {[0] = "", [1] = "401 Unauthorized", [2] = "404 Not Found",
-                                     [3] = "400 Bad Request"};
-        int k = status == 401 ? 1 : status == 404 ? 2 : 3;
+                                     [3] = "400 Bad Request", [4] = "403 Forbidden"};
+        int k = status == 401 ? 1 : status == 404 ? 2 : status == 403 ? 4 : 3;
         char body[160], resp[LWS_PRE + 512];
         int bl = snprintf(body, sizeof body, "{\"error\":{\"code\":%d,\"message\":\"%s\"}}",
                           status, why[k]);
@@ -609,7 +719,8 @@ int http_start(app *a, char *err) {
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (strchr(a->cfg.listen_host, ':') == NULL) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.foreign_loops = loops;
-    info.max_http_header_data = 4096;
+    /* browsers send up to ~8 KB of cookies, and localhost's are shared by every port */
+    info.max_http_header_data = 16384;
     info.timeout_secs = 30;
     info.vhost_name = "default";
     a->lws = lws_create_context(&info);

@@ -69,7 +69,11 @@ ws_client *ws_client_open(struct lws *wsi, stream *s, int64_t since) {
     proto_now_wall_time(m.hello.wall_time);
     m.hello.last_seq = (int64_t)s->seq;
     m.hello.history_first_seq = (int64_t)stream_history_first_seq(s);
-    if (since >= 0) {
+    /* resumed_from only when the resume is gapless (proto/schema/hello): every event after
+     * `since` is still in the history, and `since` is not from the future (a daemon that
+     * restarted counts from 1 again) */
+    if (since >= 0 && since <= m.hello.last_seq &&
+        (m.hello.history_first_seq == 0 || since + 1 >= m.hello.history_first_seq)) {
         m.hello.has_resumed_from = true;
         m.hello.resumed_from = since;
     }
@@ -196,6 +200,9 @@ static void close_client(ws_client *c, int code, const char *reason) {
     for (int64_t k = 0; k < c->q_len; k++) free(c->q[(c->q_head + k) % c->q_cap].data);
     c->q_len = 0;
     lws_callback_on_writable(c->wsi);
+    /* a client that reads nothing never makes the socket writeable again, so the close
+     * frame may never go: drop the connection if it has not gone within 5 s */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
 }
 
 void ws_close_stream_clients(stream *s) {

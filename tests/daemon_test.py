@@ -51,10 +51,10 @@ def free_port():
     return port
 
 
-def http(method, path, body=None, token=TOKEN, port=None, raw=None):
+def http(method, path, body=None, token=TOKEN, port=None, raw=None, headers=None):
     url = f"http://127.0.0.1:{port}{path}"
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     if data is not None:
@@ -282,6 +282,10 @@ async def main():
         check(st == 201 and json.loads(body)["id"] == "pattern", f"POST /v1/streams 201 ({st})")
         check(http("POST", "/v1/streams", body={"id": "pattern", "source": "test:"}, port=port)[0] == 409,
               "duplicate id is 409")
+        # with a token set, the token decides: another origin that holds it may POST
+        st, _ = http("POST", "/v1/streams", body={"id": "pattern", "source": "test:"}, port=port,
+                     headers={"Origin": "https://dashboard.example"})
+        check(st == 409, f"a cross-origin POST with the token is served ({st})")
         st, body = http("PUT", "/v1/streams/pattern/query", body={"query": "Which bars?"}, port=port)
         check(st == 200 and json.loads(body)["query"] == "Which bars?", "PUT query 200")
         # texts the engine would refuse are refused here, naming the limit

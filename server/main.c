@@ -12,6 +12,7 @@
 #include <gst/gst.h>
 #include <jansson.h>
 #include <libwebsockets.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,6 +312,25 @@ static void hup_cb(uv_signal_t *h, int signum) {
     reload(h->data);
 }
 
+/* Freed heap memory back to the system, once a minute, on a worker thread.  GStreamer and
+ * its decoders allocate frame-sized buffers on many short-lived streaming threads, and
+ * glibc keeps what they free in per-thread arenas: under stream churn (reconnects, files,
+ * streams added and removed) the daemon's RSS climbed ~100 MiB an hour while the bytes in
+ * use stayed flat (bench/soak_daemon.py: 394 -> 464 MiB in 40 min; with the trim 218 ->
+ * 223 MiB, and half the level).  malloc_trim(0) returns every arena's free pages. */
+static uv_work_t trim_req;
+static bool trimming;
+
+static void trim_work(uv_work_t *w) {
+    (void)w;
+    malloc_trim(0);
+}
+
+static void trim_done(uv_work_t *w, int status) {
+    (void)w, (void)status;
+    trimming = false;
+}
+
 static void tick_cb(uv_timer_t *t) {
     app *a = t->data;
     static double last_watchdog;
@@ -324,6 +344,9 @@ static void tick_cb(uv_timer_t *t) {
     }
     static int n;
     if (++n % 10 == 0 && a->ready) notify_status(a);
+    if (n % 60 == 0 && !trimming && !a->shutting_down &&
+        uv_queue_work(a->loop, &trim_req, trim_work, trim_done) == 0)
+        trimming = true;
 }
 
 /* ---- command line ---- */

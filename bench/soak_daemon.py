@@ -72,6 +72,8 @@ import urllib.request
 import websockets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from daemon_lib import free_port  # noqa: E402
 TOKEN = "soak-token"
 SNDBUF_SHIM = r"""
 #define _GNU_SOURCE
@@ -100,14 +102,6 @@ int accept4(int s, struct sockaddr *a, socklen_t *l, int flags) {
 """
 TEST_SOURCES = ["test:ball", "test:smpte", "test:snow", "test:checkers-8", "test:",
                 "test:ball?foreground-color=0xffff0000&background-color=0xff0000ff"]
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def die_with_parent():

@@ -125,6 +125,9 @@ static const config_key keys[] = {
      "seconds a client may stay slow before it is closed"},
     {"ws.max_message_bytes", T_INT, FIELD(ws.max_message_bytes), "4096", 64, 1048576, NULL, RELOAD,
      PUBLIC, "largest message accepted from a client"},
+    {"ws.ping_s", T_INT, FIELD(ws.ping_s), "30", 0, 3600, NULL, RESTART, PUBLIC,
+     "seconds without a pong before a subscriber is pinged; no pong in as many more: "
+     "closed; 0: no pings"},
     {"ingest.reconnect_min_s", T_NUMBER, FIELD(ingest.reconnect_min_s), "1", 0.1, 60, NULL, RELOAD,
      PUBLIC, "first delay before reconnecting a source"},
     {"ingest.reconnect_max_s", T_NUMBER, FIELD(ingest.reconnect_max_s), "30", 1, 3600, NULL, RELOAD,

@@ -87,6 +87,7 @@ typedef struct config_ws {
     int64_t queue;             /* messages queued per client before it is "slow" */
     double slow_close_s;       /* a client slow for this long is closed */
     int64_t max_message_bytes; /* largest accepted client message */
+    int64_t ping_s;            /* idle seconds before a ping; no answer in as many: closed */
 } config_ws;
 
 typedef struct config_ingest {

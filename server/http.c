@@ -541,6 +541,25 @@ static int write_response(struct lws *wsi, http_session *pss) {
     return 0;
 }
 
+/* RFC 9112 §6.3: a request whose length is ambiguous is refused, and its connection closed.
+ * lws reads the first of two Content-Lengths; behind a proxy that reads the other, the bytes
+ * lws takes as the next request would be someone else's (request smuggling).  (§3.2's 400
+ * for an HTTP/1.1 request without Host is not done: lws 4.1 does not tell 1.0 from 1.1.) */
+static bool framing_ok(struct lws *wsi, http_session *pss) {
+    char cl[32];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (n > 0) {
+        bool digits = n < (int)sizeof cl && lws_hdr_copy(wsi, cl, sizeof cl,
+                                                        WSI_TOKEN_HTTP_CONTENT_LENGTH) == n;
+        for (int i = 0; digits && i < n; i++) digits = cl[i] >= '0' && cl[i] <= '9';
+        if (!digits || lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, 1) > 0) {
+            respond_error(pss, 400, "%s: Content-Length must be one decimal number", pss->path);
+            return false;
+        }
+    }
+    return true;
+}
+
 static int begin_request(struct lws *wsi, http_session *pss, const char *uri) {
     free(pss->body);
     free(pss->resp);
@@ -556,6 +575,12 @@ static int begin_request(struct lws *wsi, http_session *pss, const char *uri) {
          * one that never completes (RFC 9110 §15.5.12), and close: the body is unread */
         respond_error(pss, 411, "%s: send the body with a Content-Length (chunked request "
                       "bodies are not supported)", pss->path);
+        pss->close_after = true;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (!framing_ok(wsi, pss)) {
+        pss->routed = true; /* lws may still deliver a body: it gets no second answer */
         pss->close_after = true;
         lws_callback_on_writable(wsi);
         return 0;
@@ -669,6 +694,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         memset(pss, 0, sizeof *pss);
         if (ws_check(wsi, &s, &since) != 0) return -1;
         pss->ws = ws_client_open(wsi, s, since);
+        if (pss->ws) lws_validity_confirmed(wsi); /* starts the ping clock (ws.ping_s) */
         return pss->ws ? 0 : -1;
     }
     case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -722,6 +748,17 @@ int http_start(app *a, char *err) {
     /* browsers send up to ~8 KB of cookies, and localhost's are shared by every port */
     info.max_http_header_data = 16384;
     info.timeout_secs = 30;
+    /* pings find subscribers whose peer is gone without a FIN (a laptop closed, a NAT that
+     * forgot the mapping): each would hold its slot and queue until TCP gave up, hours
+     * later.  lws pings a WebSocket idle for ping_s (only a pong counts) and drops it when
+     * none comes within as many seconds more; plain HTTP connections have no ping and keep
+     * their own timeouts. */
+    static lws_retry_bo_t idle;
+    if (a->cfg.ws.ping_s > 0) {
+        idle.secs_since_valid_ping = (uint16_t)a->cfg.ws.ping_s;
+        idle.secs_since_valid_hangup = (uint16_t)(2 * a->cfg.ws.ping_s);
+        info.retry_and_idle_policy = &idle;
+    }
     info.vhost_name = "default";
     a->lws = lws_create_context(&info);
     if (!a->lws)

@@ -230,7 +230,7 @@ void app_shutdown(app *a, int code) {
     a->exit_code = code;
     LOGI("shutting down%s", code ? " after an error" : "");
     sd_notify(0, "STOPPING=1");
-    ws_close_all();
+    ws_close_all(LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
     for (int64_t i = 0; i < a->n_streams; i++)
         if (a->streams[i]->in) ingest_stop(a->streams[i]->in);
     uv_timer_init(a->loop, &stop_timer);
@@ -301,6 +301,12 @@ static void reload(app *a) {
                 LOGE("reload: stream[%s]: %s; the query is unchanged", s->id, err);
         }
         add_config_streams(a);
+    }
+    if (strcmp(old.token, a->cfg.token)) {
+        /* a subscriber proved the old token (or none) once, at its handshake; one that
+         * leaked must not keep reading.  Each reconnects, and the new token decides. */
+        LOGI("reload: the token changed; closing every subscriber");
+        ws_close_all(LWS_CLOSE_STATUS_POLICY_VIOLATION, "token changed");
     }
     config_deinit(&old);
     LOGI("reload: config %s applied", a->config_path);

@@ -215,11 +215,11 @@ void ws_close_stream_clients(stream *s) {
 
 static app *g_app; /* the daemon's single app, for shutdown and the tick */
 
-void ws_close_all(void) {
+void ws_close_all(int code, const char *reason) {
     if (!g_app) return;
     for (int64_t i = 0; i < g_app->n_streams; i++)
         for (ws_client *c = g_app->streams[i]->subscribers; c; c = c->next)
-            close_client(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+            close_client(c, code, reason);
 }
 
 void ws_tick(void) {

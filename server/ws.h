@@ -47,10 +47,10 @@ int ws_client_receive(ws_client *c, size_t len, int fin);
 
 /* Queue an event (seq) for every subscriber of s. */
 void ws_broadcast(stream *s, const char *json, size_t len);
-/* Close every subscriber of s with 1001 (going away) or the given code. */
+/* Close every subscriber of s with 1001 (going away): the stream is removed. */
 void ws_close_stream_clients(stream *s);
-/* Close every subscriber of every stream with 1001 (shutdown). */
-void ws_close_all(void);
+/* Close every subscriber of every stream with code and reason (shutdown: 1001). */
+void ws_close_all(int code, const char *reason);
 /* Check slow clients (called once a second). */
 void ws_tick(void);
 

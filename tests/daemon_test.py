@@ -395,6 +395,35 @@ async def main():
         check("extra" in ids and q == "Set over REST",
               f"a reload adding a stream keeps another's REST query ({sorted(ids)}, {q!r})")
 
+        # a reload that changes the token closes subscribers (1008 "token changed"); the
+        # old token is refused from then on, the new one served
+        async with websockets.connect(ws_url) as ws:
+            await ws.recv()
+            cfg["token"] = "n3w-token"
+            with open(cfg_path, "w") as f:
+                json.dump(cfg, f)
+            d.send_signal(signal.SIGHUP)
+            closed = None
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 6)
+            except websockets.ConnectionClosed as e:
+                closed = (e.code, e.reason)
+            except asyncio.TimeoutError:
+                pass
+            check(closed == (1008, "token changed"), f"a token change closes subscribers ({closed})")
+        check(http("GET", "/v1/streams", port=port)[0] == 401 and
+              http("GET", "/v1/streams", token="n3w-token", port=port)[0] == 200,
+              "after the reload the old token is 401, the new one 200")
+        cfg["token"] = TOKEN
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+        d.send_signal(signal.SIGHUP)
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if http("GET", "/v1/streams", port=port)[0] == 200:
+                break
+
         # SIGTERM: subscribers get 1001, exit 0 within 5 s
         async with websockets.connect(ws_url) as ws:
             await ws.recv()

@@ -71,7 +71,7 @@ async def main():
     exit_on_sigterm()
     port = free_port()
     cfg = {"listen": f"127.0.0.1:{port}", "model": os.path.join(ROOT, "models", "default"),
-           "backend": "cpu", "threads": 1, "history": 16,
+           "backend": "cpu", "threads": 1, "history": 16, "ws": {"ping_s": 2},
            "streams": [{"id": "demo", "source": "test:"}]}
     cfg_path = os.path.join(ROOT, "build", "test-logs", "http-conformance.json")
     os.makedirs(os.path.dirname(cfg_path), exist_ok=True)
@@ -135,6 +135,53 @@ async def main():
         rs, _ = responses(raw(port, b"POST /v1/streams HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
                               b"chunked\r\n\r\n1e\r\n{\"id\":\"chunk\",\"source\":\"test:\"}\r\n0\r\n\r\n", 3))
         check(rs and rs[0][0] in (201, 411), f"chunked POST is answered ({rs[0][0] if rs else 'no answer'})")
+
+        # an ambiguous length (RFC 9112 §6.3): 400 and the connection closed, never a second
+        # request made of the body's bytes
+        body = '{"id":"smug","source":"test:"}'
+        for cl in [f"Content-Length: 5\r\nContent-Length: {len(body)}", "Content-Length: 5, 5",
+                   "Content-Length: +5"]:
+            t0 = time.monotonic()
+            blob = raw(port, f"POST /v1/streams HTTP/1.1\r\nHost: x\r\n{cl}\r\n\r\n{body}"
+                       "GET /health HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 3)
+            rs, rest = responses(blob)
+            check([r[0] for r in rs] == [400] and not rest and time.monotonic() - t0 < 2.5,
+                  f"{cl!r} → 400, then closed ({[r[0] for r in rs]}, {rest[:40]!r})")
+        raw(port, req("DELETE", "/v1/streams/smug"), 0.5)
+
+        # pings (ws.ping_s 2): a subscriber that answers them stays; one that never does is
+        # dropped once 2 s more pass without a pong
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /v1/streams/demo/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        s.settimeout(0.2)
+        blob, t0, closed_at = b"", time.monotonic(), None
+        while time.monotonic() - t0 < 8 and closed_at is None:
+            try:
+                b = s.recv(1 << 16)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                b = b""
+            if not b:
+                closed_at = time.monotonic() - t0
+            blob += b
+        s.close()
+        pinged = b"\x89\x00" in blob  # an empty PING frame from the server
+        check(pinged and closed_at is not None and 3 < closed_at < 6,
+              f"a subscriber that never pongs is pinged, then dropped at ~4 s "
+              f"(pinged {pinged}, closed at {closed_at})")
+        async with websockets.connect(f"ws://127.0.0.1:{port}/v1/streams/demo/events") as ws:
+            t0, n = time.monotonic(), 0
+            try:
+                while time.monotonic() - t0 < 7:
+                    await asyncio.wait_for(ws.recv(), 3)
+                    n += 1
+                ok = True
+            except (websockets.ConnectionClosed, asyncio.TimeoutError) as e:
+                ok = repr(e)
+            check(ok is True and n >= 4, f"a subscriber that pongs stays past 3 pings ({ok}, {n} events)")
 
         # an error about a path that is not UTF-8 is still a JSON error
         rs, _ = responses(raw(port, req("GET", "/%ff%fe"), 1))

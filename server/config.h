@@ -37,7 +37,8 @@
 #define CONFIG_PATH_SIZE 4096  /* model path (PATH_MAX) and its NUL */
 #define CONFIG_TOKEN_MAX 255   /* bearer token: printable ASCII, no spaces */
 #define CONFIG_ID_MAX 64       /* stream ids: 1..64 characters of [A-Za-z0-9_-] */
-#define CONFIG_TEXT_MAX 4096   /* bytes of a stream's query and previous_text */
+#define CONFIG_TEXT_MAX 65536  /* bytes of a stream's query and previous_text (a sanity bound: the
+                                * engine's limits are in tokens, checked as the stream starts) */
 #define CONFIG_URL_SIZE 512    /* whip.stun_server, whip.turn_server and their NUL */
 
 #define CONFIG_ERRNO_MAP(X)                                                                        \

@@ -34,6 +34,9 @@
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "log.h"
@@ -732,6 +735,34 @@ static void lws_log(int level, const char *line) {
     else LOGD("lws: %.*s", (int)n, line);
 }
 
+/* Resolve host:port to the numeric address lws binds (lws takes an interface name or a
+ * numeric address, and only warns and waits for an "interface" named like "localhost"),
+ * and try the bind first, so that an error names its cause (address in use, no
+ * permission, no such address) instead of lws's log lines.  numeric: "" for every
+ * interface. */
+static bool bind_ok(const char *host, int port, char *numeric, size_t ncap, char *why,
+                    size_t cap) {
+    char service[8];
+    snprintf(service, sizeof service, "%d", port);
+    struct addrinfo hints = {.ai_family = strchr(host, ':') ? AF_INET6 : AF_INET,
+                             .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    int rc = getaddrinfo(host[0] ? host : NULL, service, &hints, &res);
+    if (rc) return snprintf(why, cap, "%s", gai_strerror(rc)), false;
+    numeric[0] = 0;
+    if (host[0] && (rc = getnameinfo(res->ai_addr, res->ai_addrlen, numeric, (socklen_t)ncap,
+                                     NULL, 0, NI_NUMERICHOST))) {
+        freeaddrinfo(res);
+        return snprintf(why, cap, "%s", gai_strerror(rc)), false;
+    }
+    int fd = socket(res->ai_family, res->ai_socktype, 0), one = 1;
+    bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+              bind(fd, res->ai_addr, res->ai_addrlen) == 0;
+    if (!ok) snprintf(why, cap, "%s", strerror(errno));
+    if (fd >= 0) close(fd);
+    freeaddrinfo(res);
+    return ok;
+}
+
 int http_start(app *a, char *err) {
     g_app = a;
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
@@ -740,7 +771,6 @@ int http_start(app *a, char *err) {
     void *loops[1] = {a->loop};
     info.port = a->cfg.listen_port == 0 ? CONTEXT_PORT_NO_LISTEN_SERVER : a->cfg.listen_port;
     if (a->cfg.listen_port == 0) info.port = 0;
-    info.iface = a->cfg.listen_host[0] ? a->cfg.listen_host : NULL;
     info.protocols = protocols;
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (strchr(a->cfg.listen_host, ':') == NULL) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
@@ -760,16 +790,26 @@ int http_start(app *a, char *err) {
         info.retry_and_idle_policy = &idle;
     }
     info.vhost_name = "default";
+    /* the vhost apart from the context: lws 4.1 makes a context whose implicit vhost failed
+     * to bind, says only "Failed to create default vhost" and then reports the configured
+     * port as listening, so a taken port gave a daemon that claimed to be ready on nothing */
+    info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    char why[128];
+    static char iface[NI_MAXHOST]; /* lws keeps the pointer */
+    if (!bind_ok(a->cfg.listen_host, a->cfg.listen_port, iface, sizeof iface, why, sizeof why))
+        return snprintf(err, 256, "listen %.120s: %.120s", a->cfg.listen, why), -1;
+    info.iface = iface[0] ? iface : NULL;
     a->lws = lws_create_context(&info);
     if (!a->lws)
-        return snprintf(err, 256, "listen %.150s: cannot create the HTTP server (address in use, "
-                        "or no permission?)", a->cfg.listen), -1;
-    struct lws_vhost *vh = lws_get_vhost_by_name(a->lws, "default");
-    a->port = vh ? lws_get_vhost_listen_port(vh) : a->cfg.listen_port;
+        return snprintf(err, 256, "listen %.150s: cannot create the HTTP server",
+                        a->cfg.listen), -1;
+    struct lws_vhost *vh = lws_create_vhost(a->lws, &info);
+    a->port = vh ? lws_get_vhost_listen_port(vh) : -1;
     if (a->port <= 0) {
         lws_context_destroy(a->lws);
         a->lws = NULL;
-        return snprintf(err, 256, "listen %.200s: could not bind", a->cfg.listen), -1;
+        return snprintf(err, 256, "listen %.150s: cannot bind (address in use, or no "
+                        "permission?)", a->cfg.listen), -1;
     }
     return 0;
 }

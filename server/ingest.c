@@ -27,7 +27,7 @@
  * * Decimation: keep a buffer when its stream time is at or after run.next_mark, then
  *   move the mark to the first 0.5 s multiple after it (a gap over several marks keeps
  *   one frame).  Decimating before videoconvert/videoscale saves converting and
- *   scaling 28 of 30 frames (PLATFORM.md: ~50% of the CPU).
+ *   scaling 28 of 30 frames (docs/PLATFORM.md: ~50% of the CPU).
  */
 #include "config.h"
 #include "ingest.h"
@@ -41,6 +41,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
@@ -710,7 +712,7 @@ static GstPadProbeReturn ingest_scene_cb(GstPad *pad, GstPadProbeInfo *info, gpo
  * the tail; audio pads → fakesink) and sets the publisher's offer.  webrtcbin's own thread
  * then runs the promise chain set-remote-description → create-answer →
  * set-local-description, each step from the previous one's change_func (never
- * gst_promise_wait there: PLATFORM.md).  Those callbacks and the ICE notifications touch
+ * gst_promise_wait there: docs/PLATFORM.md).  Those callbacks and the ICE notifications touch
  * only the webrtcbin they were given (a reference the promise holds) and post application
  * messages from it, which the loop reads off the bus (ingest_whip_message):
  *   ingest-whip-local-set  the answer is the local description: ICE gathering runs
@@ -1309,6 +1311,28 @@ int ingest_check_source(const char *source, bool *live, char *err) {
     probe.display = ingest_mask(source);
     int rc = ingest_parse_source(&probe, err);
     if (live) *live = probe.live; /* known once the scheme is, even if an element is missing */
+    g_free(probe.source);
+    g_free(probe.display);
+    g_free(probe.location);
+    return rc;
+}
+
+/* Runs on: any.  A local file that cannot be read now (ingest.h). */
+int ingest_check_file(const char *source, char *err) {
+    ingest probe = {0};
+    probe.source = g_strdup(source);
+    probe.display = ingest_mask(source);
+    int rc = ingest_parse_source(&probe, err);
+    if (rc == 0 && probe.kind == INGEST_KIND_FILE) {
+        gchar *path = g_filename_from_uri(probe.location, NULL, NULL);
+        struct stat st;
+        if (!path) rc = UV_EINVAL, ingest_seterr(err, "%s: not a local file", probe.display);
+        else if (stat(path, &st) != 0 || access(path, R_OK) != 0)
+            rc = -errno, ingest_seterr(err, "%s: %s", probe.display, strerror(errno));
+        else if (S_ISDIR(st.st_mode))
+            rc = UV_EISDIR, ingest_seterr(err, "%s: is a directory", probe.display);
+        g_free(path);
+    }
     g_free(probe.source);
     g_free(probe.display);
     g_free(probe.location);

@@ -116,6 +116,11 @@ typedef struct ingest_stats {
  * Returns 0 or a negative UV_E* code with err naming the source (password masked). */
 int ingest_check_source(const char *source, bool *live, char *err);
 
+/* Runs on: any.  For a source that is a local file (a path or file://): whether the daemon
+ * can read it now; 0 when it can, and for every other kind of source.  Otherwise a negative
+ * UV_E* code with err naming the file and the cause ("No such file or directory"). */
+int ingest_check_file(const char *source, char *err);
+
 /* Runs on: loop.  Validates the parameters and the source (unsupported scheme, malformed
  * URI, unknown test pattern/parameter, missing GStreamer element → error naming the
  * source in err) and creates a stopped ingest on p->loop.  Copies every string in p;

@@ -38,8 +38,9 @@
 void ws_set_app(app *a); /* ws.c */
 
 static uv_signal_t sig_term, sig_int, sig_hup;
-/* the command line's overrides, replayed over the file on every reload */
-static struct { char key[512], value[512]; } overrides[64];
+/* the command line's overrides, replayed over the file on every reload (the values point
+ * into argv, which lives as long as the process) */
+static struct { char key[128]; const char *value; } overrides[64];
 static int n_overrides;
 static uv_timer_t tick_timer, stop_timer;
 static uint64_t watchdog_usec;
@@ -132,6 +133,15 @@ static void notify_not_ready(app *a) {
     sd_notifyf(0, "STATUS=%s", line);
 }
 
+/* The daemon's address as a URL for the log (an IPv6 host in brackets). */
+static const char *base_url(const app *a) {
+    static char url[CONFIG_LISTEN_SIZE + 32];
+    bool v6 = strchr(a->cfg.listen_host, ':') != NULL;
+    snprintf(url, sizeof url, "http://%s%s%s:%d/", v6 ? "[" : "", a->cfg.listen_host,
+             v6 ? "]" : "", a->port);
+    return url;
+}
+
 static void notify_status(app *a) {
     int64_t live = 0;
     for (int64_t i = 0; i < a->n_streams; i++) live += a->streams[i]->state == PROTO_STATE_LIVE;
@@ -146,7 +156,7 @@ static void on_result(void *user, infer_result *r) {
     case INFER_RESULT_READY:
         infer_frame_size(a->inf, &a->frame_w, &a->frame_h);
         a->ready = true;
-        LOGI("ready: %s; http://%s:%d/", infer_describe(a->inf), a->cfg.listen_host, a->port);
+        LOGI("ready: %s; %s", infer_describe(a->inf), base_url(a));
         sd_notify(0, "READY=1");
         app_start_streams(a);
         notify_status(a);
@@ -390,7 +400,7 @@ int main(int argc, char **argv) {
     }
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *key = NULL, *val = NULL;
-        char kv[512];
+        char kv[128];
         if (!strcmp(arg, "--config") && i + 1 < argc) { i++; continue; }
         if (!strcmp(arg, "--check-config")) { check_only = true; continue; }
         if (!strcmp(arg, "--print-config")) { print_only = true; continue; }
@@ -403,13 +413,12 @@ int main(int argc, char **argv) {
             val = argv[++i];
             if (!strcmp(key, "log-level")) key = "log_level";
         } else if (!strcmp(arg, "--set") && i + 1 < argc) {
-            snprintf(kv, sizeof kv, "%s", argv[++i]);
-            char *eq = strchr(kv, '=');
-            if (!eq) {
-                fprintf(stderr, "commentaryd: --set %s: want KEY=VALUE\n", kv);
+            const char *set = argv[++i], *eq = strchr(set, '=');
+            if (!eq || (size_t)(eq - set) >= sizeof kv) {
+                fprintf(stderr, "commentaryd: --set %.200s: want KEY=VALUE\n", set);
                 return 2;
             }
-            *eq = 0;
+            snprintf(kv, sizeof kv, "%.*s", (int)(eq - set), set);
             key = kv;
             val = eq + 1;
         } else if (!strcmp(arg, "--set") || !strcmp(arg, "--listen") || !strcmp(arg, "--model") ||
@@ -425,11 +434,12 @@ int main(int argc, char **argv) {
             fprintf(stderr, "commentaryd: %s\n", err);
             return 2;
         }
-        if (n_overrides < 64) {
-            snprintf(overrides[n_overrides].key, sizeof overrides[0].key, "%s", key);
-            snprintf(overrides[n_overrides].value, sizeof overrides[0].value, "%s", val);
-            n_overrides++;
+        if (n_overrides == (int)(sizeof overrides / sizeof overrides[0])) {
+            fprintf(stderr, "commentaryd: more than %d overrides\n", n_overrides);
+            return 2;
         }
+        snprintf(overrides[n_overrides].key, sizeof overrides[0].key, "%s", key);
+        overrides[n_overrides++].value = val;
     }
     if (config_validate(&a.cfg, err) != 0) {
         fprintf(stderr, "commentaryd: %s\n", err);
@@ -444,7 +454,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (check_only) {
-        printf("commentaryd: config %s is valid\n", config_path ? config_path : "(defaults)");
+        printf("commentaryd: config %s%s is valid\n", config_path ? config_path : "(defaults)",
+               n_overrides ? " with the command line's overrides" : "");
         return 0;
     }
     log_set_level(a.cfg.log_level);
@@ -459,8 +470,8 @@ int main(int argc, char **argv) {
         LOGE("%s", err);
         return 1;
     }
-    LOGI("commentaryd %s listening on http://%s:%d/ (model %s loading)", COMMENTARY_VERSION,
-         a.cfg.listen_host, a.port, a.cfg.model);
+    LOGI("commentaryd %s listening on %s (model %s loading)", COMMENTARY_VERSION, base_url(&a),
+         a.cfg.model);
     sd_notifyf(0, "STATUS=loading model %s", a.cfg.model);
     infer_params ip = {.model_dir = a.cfg.model, .backend = config_backend_name(a.cfg.backend),
                        .threads = (int)a.cfg.threads, .batch = a.cfg.batch,

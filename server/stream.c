@@ -259,6 +259,14 @@ int stream_new(app *a, const char *id, const char *source, const char *query,
         stream_free(s);
         return snprintf(err, 256, "out of memory"), 500;
     }
+    /* a file named over REST that is not there is the caller's mistake, answered now (a
+     * config file's stream stays, and ends saying why, where the dashboard shows it) */
+    char ferr[256];
+    if (!from_config && ingest_check_file(source, ferr) != 0) {
+        snprintf(err, 256, "stream '%s': %.200s", id, ferr);
+        stream_free(s);
+        return 400;
+    }
     /* validate the source now: a bad URI is the caller's error, not a reconnect loop */
     ingest_params ip = {.id = s->id, .source = source, .width = a->frame_w > 0 ? a->frame_w : 448,
                         .height = a->frame_h > 0 ? a->frame_h : 252,

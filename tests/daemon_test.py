@@ -151,6 +151,38 @@ async def main():
                        timeout=30)
     check(r.returncode == 1 and "no-model: not a model directory (No such file or directory)"
           in r.stderr, f"a missing model directory: exit 1 naming it ({r.returncode})")
+    # a taken port: exit 1 naming the cause, never "listening" (lws alone reported the
+    # configured port as bound and the daemon ran, or aborted, on nothing)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    r = subprocess.run([DAEMON, "--config", cfg_path, "--set",
+                        f"listen=127.0.0.1:{taken.getsockname()[1]}"],
+                       capture_output=True, text=True, timeout=30)
+    taken.close()
+    check(r.returncode == 1 and "Address already in use" in r.stderr and "listening" not in r.stderr,
+          f"a port in use: exit 1 naming it ({r.returncode}: {r.stderr.strip()[-90:]})")
+    lport = free_port()
+    ld = subprocess.Popen([DAEMON, "--model", os.path.join(ROOT, "models", "default"), "--backend",
+                           "cpu", "--listen", f"localhost:{lport}"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    st = None
+    for _ in range(50):
+        time.sleep(0.1)
+        try:
+            st = http("GET", "/health", token=None, port=lport)[0]
+            break
+        except OSError:
+            pass
+    ld.terminate()
+    ld.wait(10)
+    check(st == 200, f"listen on a host name (localhost) serves there ({st})")
+    many = json.dumps([{"id": f"s{i}", "source": "test:", "query": f"What happens in scene {i}?"}
+                       for i in range(14)])
+    r = subprocess.run([DAEMON, "--set", f"streams={many}", "--print-config"], capture_output=True,
+                       text=True)
+    check(r.returncode == 0 and len(json.loads(r.stdout)["streams"]) == 14,
+          f"--set takes a {len(many)}-byte value whole ({r.returncode}: {r.stderr.strip()[:80]})")
     bad_path = os.path.join(tmp, "bad-source.json")
     with open(bad_path, "w") as f:
         json.dump(dict(cfg, streams=[{"id": "x", "source": "bogus://h/x"}]), f)
@@ -340,6 +372,10 @@ async def main():
                                "!", "x264enc", "!", "mp4mux", "!", "filesink", f"location={clip}"],
                               capture_output=True).returncode == 0
         check(made, "a 4 s H.264 clip made with gst-launch-1.0")
+        for src, why in [(clip + ".missing", "No such file or directory"), (tmp, "is a directory"),
+                         ("file://" + clip + ".missing", "No such file or directory")]:
+            st, body = http("POST", "/v1/streams", body={"id": "nofile", "source": src}, port=port)
+            check(st == 400 and why in body, f"POST of a file that cannot be read: 400 ({st} {body[:120]})")
         st, _ = http("POST", "/v1/streams", body={"id": "clip", "source": clip}, port=port)
         check(st == 201, f"POST a file stream 201 ({st})")
         fe = await collect(f"ws://127.0.0.1:{port}/v1/streams/clip/events?token={TOKEN}&since=0", 1,

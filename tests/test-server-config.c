@@ -407,9 +407,9 @@ static void test_config_rejects_bad_streams(void) {
          "\"y\"}]}",
          "'streams[1].id' \"cam\" is already the id of 'streams[0]'"},
         {"{\"streams\": [{\"id\": \"a\", \"source\": \"x\", \"query\": 1}]}",
-         "'streams[0].query' must be a string of at most 4096 bytes, got 1"},
+         "'streams[0].query' must be a string of at most 65536 bytes, got 1"},
         {"{\"streams\": [{\"id\": \"a\", \"source\": \"x\", \"previous_text\": null}]}",
-         "'streams[0].previous_text' must be a string of at most 4096 bytes, got null"},
+         "'streams[0].previous_text' must be a string of at most 65536 bytes, got null"},
         {"{\"streams\": [{\"id\": \"a\", \"source\": \"x\", \"src\": \"y\"}]}",
          "unknown key 'streams[0].src'"},
         {"{\"streams\": [{\"id\": \"a\", \"source\": \"x\", \"querry\": \"y\"}]}",
@@ -417,27 +417,28 @@ static void test_config_rejects_bad_streams(void) {
     };
     CHECK_BAD(cases);
 
-    /* query and previous_text: 4096 bytes fine, 4097 not */
-    size_t cap = 4097 + 200;
+    /* query and previous_text: CONFIG_TEXT_MAX bytes fine, one more not (the engine's
+     * limits, in tokens, are checked when the stream starts) */
+    size_t cap = CONFIG_TEXT_MAX + 1 + 200;
     char *big = malloc(cap), *json = malloc(cap);
-    memset(big, 'q', 4097);
-    big[4096] = 0;
+    memset(big, 'q', CONFIG_TEXT_MAX + 1);
+    big[CONFIG_TEXT_MAX] = 0;
     snprintf(json, cap, "{\"streams\": [{\"id\": \"a\", \"source\": \"x\", \"query\": \"%s\"}]}",
              big);
     config c;
     char err[CONFIG_ERR_LEN];
     ASSERT_MSG(config_load_string(json, &c, err) == 0, "%s", err);
-    ASSERT_EQ_INT(strlen(c.streams[0].query), 4096);
+    ASSERT_EQ_INT(strlen(c.streams[0].query), CONFIG_TEXT_MAX);
     config_deinit(&c);
-    big[4096] = 'q';
-    big[4097] = 0;
+    big[CONFIG_TEXT_MAX] = 'q';
+    big[CONFIG_TEXT_MAX + 1] = 0;
     snprintf(json, cap,
              "{\"streams\": [{\"id\": \"a\", \"source\": \"x\", \"previous_text\": "
              "\"%s\"}]}",
              big);
     ASSERT_CONTAINS(load_err(json, CONFIG_EINVAL),
-                    "'streams[0].previous_text' must be a string of at most 4096 bytes, got "
-                    "\"qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq\"... (4097 bytes)");
+                    "'streams[0].previous_text' must be a string of at most 65536 bytes, got "
+                    "\"qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq\"... (65537 bytes)");
     free(big);
     free(json);
 }

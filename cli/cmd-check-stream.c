@@ -1,4 +1,4 @@
-/* cmd-check-stream.c — `commentary check` for stream fixtures (STREAM_FIXTURES.md):
+/* cmd-check-stream.c — `commentary check` for stream fixtures (docs/STREAM_FIXTURES.md):
  * replays a whole streaming session chunk by chunk through the engine's session and
  * compares, after every chunk, the retained ids/roles/rounds and K/V provenance after
  * eviction, the raw K/V cache after eviction, pixel values, vision embeddings, the

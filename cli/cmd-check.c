@@ -410,23 +410,24 @@ static int check_single(refs *r, const char *model_dir, const char *backend) {
 
 int check_stream(refs *r, const char *model_dir, const char *backend); /* cmd-check-stream.c */
 
+static int check_usage(FILE *f, int rc) {
+    fprintf(f, "usage: commentary check FIXTURE_DIR [--weights model|model-bf16] "
+               "[--backend cpu|cuda|auto]\n"
+               "  compare the engine with a fixture's reference outputs (Hugging Face\n"
+               "  transformers); --backend defaults to cpu, the numerical reference\n");
+    return rc;
+}
+
 int cmd_check(int argc, char **argv) {
     const char *dir = NULL, *weights = "model", *backend = "cpu";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--weights") && i + 1 < argc) weights = argv[++i];
         else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return check_usage(stdout, 0);
         else if (argv[i][0] != '-' && !dir) dir = argv[i];
-        else {
-            fprintf(stderr, "usage: commentary check FIXTURE_DIR [--weights model|model-bf16] "
-                            "[--backend cpu|cuda|auto]\n");
-            return 2;
-        }
+        else return check_usage(stderr, 2);
     }
-    if (!dir) {
-        fprintf(stderr, "usage: commentary check FIXTURE_DIR [--weights model|model-bf16] "
-                        "[--backend cpu|cuda|auto]\n");
-        return 2;
-    }
+    if (!dir) return check_usage(stderr, 2);
     refs r;
     char err[256];
     if (refs_open(&r, dir, err) != 0) {

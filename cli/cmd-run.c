@@ -77,21 +77,25 @@ typedef struct runner {
     bool done; /* --seconds reached */
 } runner;
 
-static int usage(void) {
-    fprintf(stderr, "usage: commentary run --model DIR --input FILE_OR_URI [--seconds N] "
-                    "[--vtt OUT.vtt]\n"
-                    "                      [--query TEXT] [--previous-text TEXT] "
-                    "[--backend cpu|cuda|auto]\n"
-                    "                      [--threads N] [--verbose]\n"
-                    "  offline commentary: one JSON line per 1-second chunk on stdout\n"
-                    "  {\"t_start\": i, \"t_end\": i+1, \"text\": \"...\", \"ms\": engine ms}\n"
-                    "  --seconds N   stop after N chunks (default: the whole input)\n"
-                    "  --vtt FILE    also write the commentary as WebVTT\n"
-                    "  --query TEXT  the first turn's question, at most 256 tokens (default:\n"
-                    "                \"Commentate on this match\")\n"
-                    "  --previous-text TEXT  earlier commentary or context, at most 4096 tokens\n"
-                    "  --verbose     print the frames (stream time) each chunk used on stderr\n");
-    return 2;
+/* The usage on f; returns rc (2 after bad arguments; --help prints it on stdout, exit 0). */
+static int usage(FILE *f, int rc) {
+    fprintf(f, "usage: commentary run --model DIR --input FILE_OR_URI [--seconds N] "
+               "[--vtt OUT.vtt]\n"
+               "                      [--query TEXT] [--previous-text TEXT] "
+               "[--backend cpu|cuda|auto]\n"
+               "                      [--threads N] [--verbose]\n"
+               "  offline commentary: one JSON line per 1-second chunk on stdout\n"
+               "  {\"t_start\": i, \"t_end\": i+1, \"text\": \"...\", \"ms\": engine ms}\n"
+               "  --seconds N   stop after N chunks (default: the whole input)\n"
+               "  --vtt FILE    also write the commentary as WebVTT\n"
+               "  --query TEXT  the first turn's question, at most 256 tokens (default:\n"
+               "                \"Commentate on this match\")\n"
+               "  --previous-text TEXT  earlier commentary or context, at most 4096 tokens\n"
+               "  --backend B   auto (default: CUDA when a GPU is usable, else the CPU with a\n"
+               "                warning), cpu or cuda\n"
+               "  --threads N   CPU threads for the engine (default: all cores)\n"
+               "  --verbose     print the frames (stream time) each chunk used on stderr\n");
+    return rc;
 }
 
 static bool parse_i64(const char *s, int64_t lo, int64_t *out) {
@@ -103,9 +107,9 @@ static bool parse_i64(const char *s, int64_t lo, int64_t *out) {
     return true;
 }
 
-/* Parse argv into o; returns 0, or 2 after printing the usage. */
+/* Parse argv into o; returns 0, 2 after printing the usage, or -1 after --help. */
 static int parse_args(int argc, char **argv, run_opts *o) {
-    *o = (run_opts){.backend = "cpu"};
+    *o = (run_opts){.backend = "auto"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **str = !strcmp(a, "--model")           ? &o->model
@@ -120,14 +124,14 @@ static int parse_args(int argc, char **argv, run_opts *o) {
             o->verbose = true;
             continue;
         }
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage();
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout, -1);
         if (!str && strcmp(a, "--seconds") && strcmp(a, "--threads")) {
             fprintf(stderr, "commentary run: unexpected argument '%s'\n", a);
-            return usage();
+            return usage(stderr, 2);
         }
         if (!v) {
             fprintf(stderr, "commentary run: %s needs a value\n", a);
-            return usage();
+            return usage(stderr, 2);
         }
         i++;
         if (str) {
@@ -138,24 +142,24 @@ static int parse_args(int argc, char **argv, run_opts *o) {
                         "commentary run: --seconds wants a whole number >= 1, not "
                         "'%s'\n",
                         v);
-                return usage();
+                return usage(stderr, 2);
             }
         } else {
             if (!parse_i64(v, 0, &n) || n > 4096) {
                 fprintf(stderr, "commentary run: --threads wants 0..4096, not '%s'\n", v);
-                return usage();
+                return usage(stderr, 2);
             }
             o->threads = (int)n;
         }
     }
     if (!o->model || !o->input) {
         fprintf(stderr, "commentary run: %s is required\n", !o->model ? "--model" : "--input");
-        return usage();
+        return usage(stderr, 2);
     }
     if (strcmp(o->backend, "cpu") && strcmp(o->backend, "cuda") && strcmp(o->backend, "auto")) {
         fprintf(stderr, "commentary run: --backend wants cpu, cuda or auto, not '%s'\n",
                 o->backend);
-        return usage();
+        return usage(stderr, 2);
     }
     return 0;
 }
@@ -522,7 +526,7 @@ static int decode_loop(runner *r, decoder *d) {
 int cmd_run(int argc, char **argv) {
     run_opts o;
     int rc = parse_args(argc, argv, &o);
-    if (rc) return rc;
+    if (rc) return rc < 0 ? 0 : rc;
     GError *gerr = NULL;
     if (!gst_init_check(NULL, NULL, &gerr)) {
         fprintf(stderr, "commentary run: cannot start GStreamer: %s\n",

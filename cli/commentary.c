@@ -17,18 +17,18 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } commands[] = {
-    {"check", cmd_check, "FIXTURE_DIR [--weights model|model-bf16]  compare with references"},
+    {"run", cmd_run, "--model DIR --input FILE_OR_URI [OPTIONS]   offline commentary"},
+    {"check", cmd_check,
+     "FIXTURE_DIR [--weights model|model-bf16] [--backend B]   compare with references"},
     {"tokenize", cmd_tokenize, "--tokenizer FILE   JSON strings on stdin -> id arrays"},
     {"detokenize", cmd_detokenize, "--tokenizer FILE   id arrays on stdin -> JSON strings"},
-    {"run", cmd_run,
-     "--model DIR --input FILE_OR_URI [--seconds N] [--vtt OUT.vtt] [--query TEXT]  "
-     "offline commentary"},
 };
 
 static void usage(FILE *f) {
     fprintf(f, "usage: commentary COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\ncommentary COMMAND --help: the command's options\n");
 }
 
 int main(int argc, char **argv) {

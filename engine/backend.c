@@ -77,7 +77,10 @@ int vlm_backend_new(const char *name, int n_threads, vlm_backend **out, char *er
         return vlm__errf(err, VLM_EUNSUPPORTED,
                          "backend 'cuda': this build has no CUDA support (nvcc was not found "
                          "when it was built)");
-    if (strcmp(name, "auto") == 0) name = "cpu";
+    if (strcmp(name, "auto") == 0) {
+        vlm__log(VLM_LOG_INFO, "backend auto: this build has no CUDA support; using the cpu");
+        name = "cpu";
+    }
 #endif
     if (strcmp(name, "cpu") != 0)
         return vlm__errf(err, VLM_EINVAL, "backend '%s': unknown (want cpu, cuda or auto)", name);

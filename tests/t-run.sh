@@ -40,11 +40,12 @@ clip c15 45 320 240 15/1
 clip c2997 90 320 240 30000/1001
 clip odd 60 333 241 30/1
 
-# run NAME ARGS...: run the CLI, stdout in $tmp/NAME.out, stderr in $tmp/NAME.err, rc in $rc
+# run NAME ARGS...: run the CLI on the CPU, stdout in $tmp/NAME.out, stderr in $tmp/NAME.err,
+# rc in $rc (the default backend, auto, is checked once below)
 run() {
     local name=$1
     shift
-    timeout 60 "$bin" run "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
+    timeout 60 "$bin" run "$@" --backend cpu >"$tmp/$name.out" 2>"$tmp/$name.err"
     rc=$?
 }
 
@@ -171,12 +172,25 @@ run longquery --model "$model" --input "$tmp/c22.mp4" --query "$(words 300)"
 expect_err longquery "^commentary run: query is 300 tokens, more than 256$"
 run longprev --model "$model" --input "$tmp/c22.mp4" --previous-text "$(words 5000)"
 expect_err longprev "^commentary run: previous_text is 5000 tokens, more than 4096$"
-# help is asked for, not a mistake
-if "$bin" --help >"$tmp/help.out" 2>&1 && grep -q "^usage: commentary" "$tmp/help.out"; then
-    echo "ok   commentary --help: usage, exit 0"
+# the default backend is auto: the GPU when one is usable, else the CPU with a warning
+timeout 60 "$bin" run --model "$model" --input "$tmp/c22.mp4" --seconds 1 >"$tmp/auto.out" \
+    2>"$tmp/auto.err"
+rc=$?
+if [ $rc = 0 ] && { [ ! -s "$tmp/auto.err" ] ||
+        grep -qx "commentary: warning: backend auto: no usable CUDA device .*; using the cpu" "$tmp/auto.err"; }; then
+    echo "ok   default backend auto: exit 0$( [ -s "$tmp/auto.err" ] && echo ', the CPU with a warning')"
 else
-    bad "commentary --help: exit $? or no usage"
+    bad "default backend auto: exit $rc, stderr: $(head -c 300 "$tmp/auto.err")"
 fi
+
+# help is asked for, not a mistake: usage on stdout, exit 0
+for cmd in "" run check; do
+    if "$bin" $cmd --help >"$tmp/help.out" 2>"$tmp/help.err" && grep -q "^usage: commentary" "$tmp/help.out"; then
+        echo "ok   commentary${cmd:+ $cmd} --help: usage, exit 0"
+    else
+        bad "commentary${cmd:+ $cmd} --help: exit $? or no usage on stdout"
+    fi
+done
 
 [ "$fail" = 0 ] && echo "commentary run: all checks passed"
 exit $fail

@@ -1,12 +1,17 @@
 # commentaryd — build. Everything lands in build/ (see README.md).
 #
-#   make            build the engine library, the CLI and the tests
+#   make            build the engine library, the CLI, the daemon, the tests, the
+#                   benchmarks and the tiny random test model
 #   make test       build, then run every test (ends with "N passed, N failed")
 #   make bench      build, then run the benchmarks (figures, never pass/fail)
+#   make run        install missing packages, build, start the daemon on the test source
+#   make install    binaries, default model, config and systemd unit (DESTDIR, PREFIX)
+#   make deps       install the Debian packages (scripts/install-deps.sh)
+#   make default-model   retrain models/default from scratch (slow)
 #   make clean      remove build/
 #
-# CUDA is optional: cuda/*.cu is built whenever nvcc is found (named -gencode
-# targets, never -arch=native); otherwise the CPU backend alone is built.
+# CUDA is optional: cuda/*.cu is built whenever nvcc and the CUDA runtime are found
+# (named -gencode targets, never -arch=native); otherwise the CPU backend alone is built.
 
 CC      ?= cc
 BUILD   := build

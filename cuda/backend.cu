@@ -366,7 +366,7 @@ static const vlm_backend_i cuda_iface = {
  * memory.  Returns 0 and *out, or a negative code. */
 extern "C" int vlm_backend_cuda_new(int device, vlm_backend **out, char *err) {
     *out = NULL;
-    int count = 0; /* left untouched when there is no driver (PLATFORM.md) */
+    int count = 0; /* left untouched when there is no driver (docs/PLATFORM.md) */
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count == 0) {
         (void)cudaGetLastError();

@@ -1,5 +1,5 @@
 /* session.c — one stream's StreamingVLM session: per-chunk eviction, prompt layout,
- * vision, prefill and decode (streamingvlm-spec.md §1.8, STREAM_FIXTURES.md §4.3).
+ * vision, prefill and decode (docs/streamingvlm-spec.md §1.8, docs/STREAM_FIXTURES.md §4.3).
  *
  * State: the retained tokens (id, role, round) — a fixed-capacity set of arrays — and
  * the forward context's KV cache, which holds keys before RoPE (k_raw) and rotated

@@ -3,7 +3,7 @@
  * the hooks that `commentary check` and the tests use to compare each stage with the
  * reference fixtures.  The daemon uses vlm.h only.
  *
- * The retained sequence always has the shape (STREAM_FIXTURES.md §4.1)
+ * The retained sequence always has the shape (docs/STREAM_FIXTURES.md §4.1)
  *   [system] [prev header | content (initial, then moved) | prev footer]
  *   [user r][assistant r] … [user i][assistant header i …]
  * and the tokens in the KV cache are always a prefix of it (the last 1–2 tokens of a
@@ -19,7 +19,7 @@
 #include "tokenizer.h"
 #include "vlm.h"
 
-/* Role of each retained token (the codes of STREAM_FIXTURES.md §4.1). */
+/* Role of each retained token (the codes of docs/STREAM_FIXTURES.md §4.1). */
 typedef enum vlm_role {
     VLM_ROLE_SYSTEM = 0,
     VLM_ROLE_PREV_HEADER = 1,

@@ -103,7 +103,7 @@ typedef struct proto_commentary {
     double t_start, t_end;                /* stream seconds of the chunk, 0 <= t_start < t_end */
     char wall_time[PROTO_WALL_TIME_SIZE]; /* when sent, RFC 3339 UTC with ms */
     char *text;                           /* owned after decode; may be "" */
-    double latency_ms;                    /* >= 0: end of the chunk to sending */
+    double latency_ms;                    /* >= 0: chunk's last frame in to sending */
 } proto_commentary;
 
 /* {type:"status", stream, seq, wall_time, state, detail?, retry_in_s?} */

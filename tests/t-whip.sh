@@ -2,7 +2,7 @@
 # WHIP ingest end to end (tests/whip_test.py says what is checked): the daemon and a
 # webrtcbin publisher that behaves like OBS, both inside a private network namespace
 # (`unshare -n`) with a veth pair: libnice never gathers on loopback interfaces, and
-# WebRTC must never touch the host's interfaces (PLATFORM.md).  Skips (77) with the
+# WebRTC must never touch the host's interfaces (docs/PLATFORM.md).  Skips (77) with the
 # reason when namespaces or a needed package are missing.
 set -u
 cd "$(dirname "$0")/.."

@@ -96,7 +96,7 @@ static void push(vlm_session *s, uint8_t *px, int64_t w, int64_t h, int64_t i,
                "chunk %lld: %s", (long long)i, err);
 }
 
-/* The retained sequence has the documented shape (STREAM_FIXTURES.md §4.1). */
+/* The retained sequence has the documented shape (docs/STREAM_FIXTURES.md §4.1). */
 static void check_shape(const vlm_session *s) {
     int64_t j = 0;
     while (j < s->n && s->roles[j] == VLM_ROLE_SYSTEM) j++;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""reference.py — a stream fixture (docs STREAM_FIXTURES.md layout) for a model folder,
+"""reference.py — a stream fixture (docs/STREAM_FIXTURES.md layout) for a model folder,
 made by this folder's PyTorch implementation, so `commentary check` can compare the C
 engine with it: every chunk's pixel values, vision embeddings, retained ids/roles/
 rounds after eviction, appended ids, 3-D positions, every prefill/decode logits row,

@@ -55,6 +55,7 @@
 #define INGEST_BACKJUMP_NS ((int64_t)2 * 1000 * 1000 * 1000) /* PTS reset tolerance */
 #define INGEST_STABLE_S 10.0   /* live this long → the backoff starts again from min */
 #define INGEST_WATCHDOG_MS 500 /* how often the stall watchdog looks */
+#define INGEST_BREAKS_LOG_S 10 /* video breaks are logged at most this often */
 #define INGEST_DETAIL_LEN 512
 
 typedef enum ingest_kind {
@@ -119,6 +120,8 @@ struct ingest {
     char last_warning[400];  /* the current run's last bus warning, or "" (fits in a detail) */
     int64_t warn_logged_us;  /* when a warning was last logged: at most one a second */
     int64_t warn_suppressed; /* warnings not logged since */
+    uint64_t breaks_logged;    /* n_breaks when video breaks were last logged */
+    int64_t breaks_logged_us;  /* and when: at most one line per INGEST_BREAKS_LOG_S */
 
     /* WHIP: ICE settings (copied), and the negotiation of the current run (loop) */
     char *stun_server, *turn_server; /* NULL: none */
@@ -134,7 +137,9 @@ struct ingest {
     atomic_bool tail_linked;       /* a video pad is linked to the tail in this run */
     atomic_bool video_seen;        /* a video stream was found in this run */
     _Atomic int64_t last_frame_us; /* monotonic time of the last decoded frame, 0: none */
+    _Atomic int64_t last_input_us; /* SRT: monotonic time of the source's last data, 0: none */
     _Atomic uint64_t n_decoded, n_kept, n_dropped, n_reconnects;
+    _Atomic uint64_t n_breaks; /* DISCONT buffers at a decoder's input after its first */
 
     /* streaming-thread state */
     ingest_run run;
@@ -425,6 +430,44 @@ static int ingest_parse_source(ingest *in, char *err) {
 }
 
 /* --- streaming threads: decimation, pads, appsink ------------------------------------- */
+
+/* Runs on a streaming thread: a buffer entering a video decoder.  Packet loss that the
+ * transport could not repair (SRT past its latency, RTP over UDP, WebRTC) reaches the
+ * decoder as a DISCONT buffer; FFmpeg's H.264 decoder then conceals the damage without a
+ * word (no warning, no CORRUPTED flag), so this is the only place it shows.  The first
+ * buffer a decoder sees is always DISCONT and is not counted. */
+static GstPadProbeReturn ingest_break_cb(GstPad *pad, GstPadProbeInfo *info, gpointer user) {
+    ingest *in = user;
+    GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+    if (!buf || !GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DISCONT)) return GST_PAD_PROBE_OK;
+    if (g_object_get_data(G_OBJECT(pad), "commentaryd-started"))
+        atomic_fetch_add(&in->n_breaks, 1);
+    else
+        g_object_set_data(G_OBJECT(pad), "commentaryd-started", GINT_TO_POINTER(1));
+    return GST_PAD_PROBE_OK;
+}
+
+/* Runs on a streaming thread: data from an SRT source (for telling a caller that left from
+ * a connection that timed out). */
+static GstPadProbeReturn ingest_input_cb(GstPad *pad, GstPadProbeInfo *info, gpointer user) {
+    (void)pad, (void)info;
+    atomic_store(&((ingest *)user)->last_input_us, ingest_now_us());
+    return GST_PAD_PROBE_OK;
+}
+
+/* Runs on the thread that adds it: an element anywhere in a live run's pipeline (decodebin
+ * plugs decoders as it goes).  A video decoder gets the break probe on its input. */
+static void ingest_element_added_cb(GstBin *bin, GstBin *sub, GstElement *el, gpointer user) {
+    (void)bin, (void)sub;
+    GstElementFactory *f = gst_element_get_factory(el);
+    const char *klass = f ? gst_element_factory_get_metadata(f, GST_ELEMENT_METADATA_KLASS) : NULL;
+    if (!klass || !strstr(klass, "Decoder") || !strstr(klass, "Video")) return;
+    GstPad *sink = gst_element_get_static_pad(el, "sink");
+    if (sink) {
+        gst_pad_add_probe(sink, GST_PAD_PROBE_TYPE_BUFFER, ingest_break_cb, user, NULL);
+        gst_object_unref(sink);
+    }
+}
 
 /* Runs on a streaming thread.  Decides whether buf is the first at or after the next
  * 0.5 s mark; counts it.  May replace *bufp (to stamp a PTS on a buffer without one). */
@@ -957,6 +1000,7 @@ static int ingest_build(ingest *in, char *detail) {
     GstElement *pipe = gst_pipeline_new(NULL);
     gst_pipeline_set_auto_flush_bus(GST_PIPELINE(pipe), FALSE);
     gst_element_set_bus(pipe, in->bus);
+    if (in->live) g_signal_connect(pipe, "deep-element-added", G_CALLBACK(ingest_element_added_cb), in);
     GstElement *conv = ingest_make("videoconvert", detail);
     GstElement *scale = ingest_make("videoscale", detail);
     GstElement *filter = ingest_make("capsfilter", detail);
@@ -1053,12 +1097,16 @@ static int ingest_build(ingest *in, char *detail) {
         g_signal_connect(src, "pad-added", G_CALLBACK(ingest_pad_added_cb), in);
         g_signal_connect(src, "no-more-pads", G_CALLBACK(ingest_no_more_pads_cb), in);
         break;
-    case INGEST_KIND_SRT:
+    case INGEST_KIND_SRT: {
         g_object_set(src, "uri", in->location, NULL);
+        GstPad *spad = gst_element_get_static_pad(src, "src");
+        gst_pad_add_probe(spad, GST_PAD_PROBE_TYPE_BUFFER, ingest_input_cb, in, NULL);
+        gst_object_unref(spad);
         /* the URI's own latency= wins over the configured one */
         if (in->latency_ms > 0 && !strstr(in->location, "latency="))
             g_object_set(src, "latency", (gint)in->latency_ms, NULL);
         break;
+    }
     case INGEST_KIND_RTMP:
         g_object_set(src, "location", in->location, NULL);
         gst_element_link(src, mid);
@@ -1147,6 +1195,7 @@ static void ingest_run_reset(ingest *in) {
     atomic_store(&in->tail_linked, false);
     atomic_store(&in->video_seen, false);
     atomic_store(&in->last_frame_us, 0);
+    atomic_store(&in->last_input_us, 0);
     in->run_start_us = ingest_now_us();
 }
 
@@ -1227,14 +1276,24 @@ static void ingest_message(ingest *in, GstMessage *m) {
         if (!in->live) {
             ingest_fail(in, NULL, true);
         } else if (in->srt_listener) {
-            ingest_fail(in, "the caller left (end of stream)", true);
+            /* srtsrc ends the stream both when the caller closes and when the connection
+             * times out (no packet for SRT's peer idle timeout, 5 s): tell them apart by
+             * the source's last data (not the last frame: the decoder drains at the end) */
+            int64_t last = atomic_load(&in->last_input_us), quiet = ingest_now_us() - last;
+            if (last && quiet > 3000000) {
+                snprintf(detail, sizeof detail, "the connection to the caller was lost (nothing "
+                         "for %.0f s)", quiet / 1e6);
+                ingest_fail(in, detail, true);
+            } else {
+                ingest_fail(in, "the caller left (end of stream)", true);
+            }
         } else { /* say why when a warning did (rtspsrc: "The server closed the connection") */
             snprintf(detail, sizeof detail, "end of stream%s%s", in->last_warning[0] ? ": " : "",
                      in->last_warning);
             ingest_fail(in, detail, true);
         }
         break;
-    case GST_MESSAGE_WARNING: { /* decoders warn per broken frame: one line a second */
+    case GST_MESSAGE_WARNING: { /* some decoders warn per broken frame: one line a second */
         ingest_describe(m, in->last_warning, sizeof in->last_warning);
         int64_t now = ingest_now_us();
         if (in->warn_logged_us && now - in->warn_logged_us < 1000000) {
@@ -1290,6 +1349,17 @@ static void ingest_watchdog_cb(uv_timer_t *t) {
     ingest *in = t->data;
     if (!in->pipe || !in->live || in->stall_s <= 0) return;
     int64_t now = ingest_now_us(), last = atomic_load(&in->last_frame_us);
+    uint64_t breaks = atomic_load(&in->n_breaks);
+    if (breaks > in->breaks_logged &&
+        (!in->breaks_logged_us || now - in->breaks_logged_us >= INGEST_BREAKS_LOG_S * 1000000)) {
+        LOGW("ingest[%s] video data lost in transit: %" PRIu64 " break%s in the compressed video "
+             "since %s; the pictures are damaged until the next key frame (a larger ingest "
+             "latency lets the transport repair more)", in->id, breaks - in->breaks_logged,
+             breaks - in->breaks_logged == 1 ? "" : "s",
+             in->breaks_logged_us ? "the last report" : "the start");
+        in->breaks_logged = breaks;
+        in->breaks_logged_us = now;
+    }
     char detail[INGEST_DETAIL_LEN];
     if (in->state == INGEST_LIVE && last && now - last > (int64_t)(in->stall_s * 1e6)) {
         snprintf(detail, sizeof detail, "no frames for %.0f s", in->stall_s);
@@ -1618,6 +1688,7 @@ void ingest_get_stats(const ingest *in, ingest_stats *out) {
     out->frames_kept = atomic_load(&m->n_kept);
     out->frames_dropped = atomic_load(&m->n_dropped);
     out->reconnects = atomic_load(&m->n_reconnects);
+    out->video_breaks = atomic_load(&m->n_breaks);
 }
 
 /* Runs on: loop. */

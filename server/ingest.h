@@ -108,6 +108,9 @@ typedef struct ingest_stats {
     uint64_t frames_kept;    /* frames delivered to the frame callback */
     uint64_t frames_dropped; /* decoded frames the 2 fps decimation discarded */
     uint64_t reconnects;     /* pipeline rebuilds after a failure, stall or live EOS */
+    uint64_t video_breaks;   /* live sources: breaks in the compressed video reaching a
+                              * decoder (data lost in transit and not repaired); the
+                              * pictures after one are damaged until the next key frame */
 } ingest_stats;
 
 /* Runs on: any.  The source checks of ingest_new alone (scheme, URI, test parameters,

@@ -70,6 +70,7 @@ static double v_frames_received(const stream *s) { return (double)stats_of(s).fr
 static double v_frames_decoded(const stream *s) { return (double)stats_of(s).frames_decoded; }
 static double v_frames_dropped(const stream *s) { return (double)stats_of(s).frames_dropped; }
 static double v_reconnects(const stream *s) { return (double)stats_of(s).reconnects; }
+static double v_video_breaks(const stream *s) { return (double)stats_of(s).video_breaks; }
 static double v_chunks(const stream *s) { return (double)s->chunks_processed; }
 static double v_skipped(const stream *s) { return (double)s->chunks_skipped; }
 static double v_tokens(const stream *s) { return (double)s->tokens_generated; }
@@ -123,6 +124,9 @@ char *metrics_render(app *a, size_t *len) {
            v_tokens);
     family(&b, a, "commentary_kv_tokens", "gauge", "Tokens retained in the KV cache.", v_kv);
     family(&b, a, "commentary_reconnects_total", "counter", "Source reconnects.", v_reconnects);
+    family(&b, a, "commentary_video_breaks_total", "counter",
+           "Breaks in a live source's compressed video (data lost in transit, not repaired); "
+           "the pictures after one are damaged until the next key frame.", v_video_breaks);
     family(&b, a, "commentary_stream_subscribers", "gauge", "WebSocket subscribers.", v_subs);
     family(&b, a, "commentary_stream_engine_errors_total", "counter",
            "Chunks of this stream the engine failed on.", v_errors);

@@ -9,7 +9,10 @@ commentary events arrive; the latest frame is a JPEG; when the caller stops (EOS
 OBS's "Stop Streaming") the stream reports reconnecting ("the caller left") and listens
 again; a second caller, 3 s later, is picked up and commentary resumes, the seconds
 between being a gap "no frames from the source"; a stream added over REST (as
-the dashboard's form does) takes a caller too.  Bounded: about 40 s.
+the dashboard's form does) takes a caller too, and when that caller is killed the status
+says the connection was lost (not that the caller left); a caller behind a relay that loses one
+data packet in 25 for good shows as video breaks (in /metrics and a warning) while the
+commentary goes on, where the clean callers show none.  Bounded: about 50 s.
 """
 import asyncio
 import json
@@ -19,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -43,7 +47,7 @@ def http(method, url, body=None):
         return e.code, e.headers, e.read()
 
 
-def obs_caller(port, audio):
+def obs_caller(port, audio, latency=200):
     """gst-launch-1.0 sending like OBS's SRT output; stop it with SIGINT (-e: EOS)."""
     aac = ("audiotestsrc is-live=true wave=ticks ! audioconvert ! audioresample ! "
            "avenc_aac ! aacparse ! mux. ") if audio else ""
@@ -51,7 +55,7 @@ def obs_caller(port, audio):
             "video/x-raw,width=640,height=360,framerate=30/1 ! videoconvert ! "
             "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=1500 ! "
             "h264parse config-interval=-1 ! mpegtsmux name=mux alignment=7 ! "
-            f"srtsink uri=\"srt://127.0.0.1:{port}?mode=caller&latency=200&pkt_size=1316\" "
+            f"srtsink uri=\"srt://127.0.0.1:{port}?mode=caller&latency={latency}&pkt_size=1316\" "
             + aac)
     return subprocess.Popen(["gst-launch-1.0", "-q", "-e"] + desc.split(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -66,6 +70,35 @@ def stop(p):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+class LossyRelay(threading.Thread):
+    """UDP between an SRT caller (sending to 127.0.0.1:port) and a listener (127.0.0.1:
+    target) that drops every data packet whose sequence number is 7 modulo 25, its
+    retransmissions too: a loss SRT cannot repair, as on a bad link past the latency."""
+
+    def __init__(self, port, target):
+        super().__init__(daemon=True)
+        self.down = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.down.bind(("127.0.0.1", port))
+        self.up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.up.connect(("127.0.0.1", target))
+        self.caller, self.dropped, self.running = None, 0, True
+
+    def run(self):
+        import select
+        while self.running:
+            for sock in select.select([self.down, self.up], [], [], 0.2)[0]:
+                data, addr = sock.recvfrom(65536)
+                if sock is self.down:
+                    self.caller = addr
+                    head = int.from_bytes(data[:4], "big") if len(data) >= 4 else 1 << 31
+                    if not head >> 31 and head % 25 == 7:  # a data packet (F bit 0), its seq
+                        self.dropped += 1
+                        continue
+                    self.up.send(data)
+                elif self.caller:
+                    self.down.sendto(data, self.caller)
 
 
 exit_on_sigterm()
@@ -140,7 +173,35 @@ async def main():
         evs = await collect(ws % "studio", lambda e: n_commentary(e) >= 2, 40)
         check("live" in states(evs) and n_commentary(evs) >= 2,
               f"the REST-added SRT stream comments ({n_commentary(evs)})")
+        # a caller that vanishes without a word (SIGKILL: SRT times out after 5 s) is a lost
+        # connection, not a caller that left
+        callers[-1].kill()
+        evs = await collect(ws % "studio", lambda e: states(e)[-1:] == ["reconnecting"], 20)
+        rec = [e for e in evs if e["type"] == "status" and e["state"] == "reconnecting"]
+        check(rec and rec[-1]["detail"].startswith("the connection to the caller was lost"),
+              f"a caller killed: the connection was lost ({rec[-1:]})")
+
+        # video lost in transit for good: counted, logged, and the commentary goes on
+        sport3, rport = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+        relay = LossyRelay(rport, sport3)
+        relay.start()
+        st, _, body = http("POST", base + "/v1/streams",
+                           {"id": "lossy", "source": f"srt://127.0.0.1:{sport3}?mode=listener"})
+        callers.append(obs_caller(rport, audio, latency=60))
+        evs = await collect(ws % "lossy", lambda e: n_commentary(e) >= 4, 40)
         stop(callers[-1])
+        relay.running = False
+        metrics = http("GET", base + "/metrics")[2].decode()
+        breaks = {ln.split('"')[1]: float(ln.split()[-1]) for ln in metrics.splitlines()
+                  if ln.startswith("commentary_video_breaks_total{")}
+        check(n_commentary(evs) >= 4 and breaks.get("lossy", 0) >= 1,
+              f"packets lost for good: video breaks counted, commentary goes on ({breaks}, "
+              f"{relay.dropped} packets dropped, {n_commentary(evs)} commentary events)")
+        check(breaks.get("obs") == 0 and breaks.get("studio") == 0,
+              f"clean callers: no video breaks ({breaks})")
+        with open(log_path) as f:
+            lines = [ln for ln in f if "ingest[lossy] video data lost in transit" in ln]
+        check(bool(lines), f"the loss is logged ({lines[:1]})")
 
         d.send_signal(signal.SIGTERM)
         check(d.wait(timeout=10) == 0, "SIGTERM exits 0")

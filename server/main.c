@@ -353,7 +353,10 @@ static void tick_cb(uv_timer_t *t) {
     ws_tick();
     whip_tick(a);
     /* an ended source whose last result was dropped (full result queue) still ends */
-    for (int64_t i = 0; i < a->n_streams; i++) stream_end_if_done(a->streams[i]);
+    for (int64_t i = 0; i < a->n_streams; i++) {
+        stream_end_if_done(a->streams[i]);
+        stream_tick(a->streams[i]);
+    }
     if (watchdog_usec && mono_ms() - last_watchdog >= watchdog_usec / 2000.0) {
         sd_notify(0, "WATCHDOG=1");
         last_watchdog = mono_ms();

@@ -162,7 +162,34 @@ void stream_on_frame(void *user, const uint8_t *rgb, int64_t w, int64_t h, int64
         }
         s->next_mark += 0.5;
     }
+    s->last_frame_ms = now;
+    s->last_t = t;
     infer_unlock(inf);
+}
+
+void stream_tick(stream *s) {
+    /* only while live: a source that is reconnecting says so in its status, and its lost
+     * seconds go out as one gap when frames come back */
+    if (!s->live || s->state != PROTO_STATE_LIVE || s->closing) return;
+    infer *inf = s->app->inf;
+    int64_t from = 0, to = 0;
+    infer_lock(inf);
+    double quiet_s = (mono_ms() - s->last_frame_ms) / 1e3;
+    if (s->last_frame_ms > 0 && quiet_s >= 2.0) {
+        /* stream time runs on from the last frame's, as the source's clock would; chunk i
+         * is lost once i + 2 has passed (a second after its end) without its frames */
+        from = (int64_t)floor(s->next_mark);
+        to = (int64_t)floor(s->last_t + quiet_s - 1.0);
+        if (to > from) {
+            if (s->filling >= 0) {
+                s->slots[s->filling].state = CHUNK_FREE;
+                s->filling = -1;
+            }
+            s->next_mark = (double)to;
+        }
+    }
+    infer_unlock(inf);
+    if (to > from) post_gap(s, from, to, "no frames from the source");
 }
 
 /* ---- ingest state (loop) ---- */

@@ -56,6 +56,8 @@ typedef struct stream {
     double next_mark;           /* next 0.5-s mark a frame must fill */
     int filling;                /* slot being filled, -1 none */
     double t0_ms;               /* monotonic ms of stream time 0 (first frame) */
+    double last_frame_ms;       /* monotonic ms of the last frame, 0: none yet */
+    double last_t;              /* its stream time */
 
     /* the latest decimated frame (GET /v1/streams/ID/snapshot.jpg) */
     uv_mutex_t snap_lock; /* guards snap_rgb and snap_n */
@@ -119,6 +121,11 @@ void stream_emit(stream *s, proto_type type, proto_msg *ev);
 /* Runs on: loop.  Once the source has ended and no chunk of s is waiting, running or
  * undelivered, emit its `ended` status (files end after their last commentary). */
 void stream_end_if_done(stream *s);
+
+/* Runs on: loop, once a second.  A live stream whose frames stopped while its source stays
+ * up reports the lost seconds as they pass (a `gap` once a second has had no frame for 2 s),
+ * not all at once when frames come back. */
+void stream_tick(stream *s);
 
 /* Runs on: loop.  The events after seq since, oldest first, through cb. */
 void stream_history_since(stream *s, uint64_t since,

@@ -12,7 +12,9 @@ between being a gap "no frames from the source"; a stream added over REST (as
 the dashboard's form does) takes a caller too, and when that caller is killed the status
 says the connection was lost (not that the caller left); a caller behind a relay that loses one
 data packet in 25 for good shows as video breaks (in /metrics and a warning) while the
-commentary goes on, where the clean callers show none.  Bounded: about 50 s.
+commentary goes on, where the clean callers show none; when that relay then passes
+nothing for 4.5 s, the lost seconds are reported as gaps while it lasts.  Bounded: about
+60 s.
 """
 import asyncio
 import json
@@ -75,7 +77,8 @@ def stop(p):
 class LossyRelay(threading.Thread):
     """UDP between an SRT caller (sending to 127.0.0.1:port) and a listener (127.0.0.1:
     target) that drops every data packet whose sequence number is 7 modulo 25, its
-    retransmissions too: a loss SRT cannot repair, as on a bad link past the latency."""
+    retransmissions too: a loss SRT cannot repair, as on a bad link past the latency; with
+    blackout set, nothing at all."""
 
     def __init__(self, port, target):
         super().__init__(daemon=True)
@@ -83,13 +86,15 @@ class LossyRelay(threading.Thread):
         self.down.bind(("127.0.0.1", port))
         self.up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.up.connect(("127.0.0.1", target))
-        self.caller, self.dropped, self.running = None, 0, True
+        self.caller, self.dropped, self.running, self.blackout = None, 0, True, False
 
     def run(self):
         import select
         while self.running:
             for sock in select.select([self.down, self.up], [], [], 0.2)[0]:
                 data, addr = sock.recvfrom(65536)
+                if self.blackout:  # nothing gets through, either way
+                    continue
                 if sock is self.down:
                     self.caller = addr
                     head = int.from_bytes(data[:4], "big") if len(data) >= 4 else 1 << 31
@@ -189,6 +194,20 @@ async def main():
                            {"id": "lossy", "source": f"srt://127.0.0.1:{sport3}?mode=listener"})
         callers.append(obs_caller(rport, audio, latency=60))
         evs = await collect(ws % "lossy", lambda e: n_commentary(e) >= 4, 40)
+        # then nothing gets through for 5 s, the connection staying up (under SRT's 5 s
+        # idle timeout): the lost seconds are reported while it lasts, the stream live
+        last = max(e["t_end"] for e in evs if e["type"] == "commentary")
+        relay.blackout = True
+        t_black = time.monotonic()
+        seen = await collect(ws % "lossy", lambda e: any(
+            x["type"] == "gap" and x["t_start"] >= last for x in e), 4.5)
+        during = time.monotonic() - t_black
+        relay.blackout = False
+        gaps = [x for x in seen if x["type"] == "gap" and x["t_start"] >= last]
+        check(gaps and during < 4.5 and gaps[0]["reason"] == "no frames from the source" and
+              states(seen)[-1:] == ["live"],
+              f"an outage is reported as it lasts: a gap {during:.1f} s in, the stream live "
+              f"({gaps[:1]}, {states(seen)[-1:]})")
         stop(callers[-1])
         relay.running = False
         metrics = http("GET", base + "/metrics")[2].decode()

@@ -11,6 +11,7 @@ Restart=on-failure restarts it).  During the warm-up chunk: a load failure, exit
 /ready never 200.
 """
 import asyncio
+import http.client
 import json
 import os
 import socket
@@ -27,13 +28,17 @@ from daemon_lib import DAEMON, MODEL, ROOT, check, die_with_parent, exit_on_sigt
 
 
 def ready(port):
-    """(status, body) of GET /ready, or None while nothing answers."""
+    """(status, body) of GET /ready, or None while nothing answers (an answer the exiting
+    daemon cut off counts as none)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
+        try:
+            return e.code, e.read().decode()
+        except (OSError, http.client.HTTPException):
+            return None
+    except (OSError, http.client.HTTPException):
         return None
 
 

@@ -1352,11 +1352,15 @@ static void ingest_watchdog_cb(uv_timer_t *t) {
     uint64_t breaks = atomic_load(&in->n_breaks);
     if (breaks > in->breaks_logged &&
         (!in->breaks_logged_us || now - in->breaks_logged_us >= INGEST_BREAKS_LOG_S * 1000000)) {
+        const char *hint = in->kind == INGEST_KIND_RTSP
+                               ? " (rtspt://, RTP over the RTSP TCP connection, cannot lose it)"
+                           : in->kind == INGEST_KIND_SRT || in->kind == INGEST_KIND_WHIP
+                               ? " (a larger latency gives the transport time to resend it)"
+                               : "";
         LOGW("ingest[%s] video data lost in transit: %" PRIu64 " break%s in the compressed video "
-             "since %s; the pictures are damaged until the next key frame (a larger ingest "
-             "latency lets the transport repair more)", in->id, breaks - in->breaks_logged,
-             breaks - in->breaks_logged == 1 ? "" : "s",
-             in->breaks_logged_us ? "the last report" : "the start");
+             "since %s; the pictures are damaged until the next key frame%s", in->id,
+             breaks - in->breaks_logged, breaks - in->breaks_logged == 1 ? "" : "s",
+             in->breaks_logged_us ? "the last report" : "the start", hint);
         in->breaks_logged = breaks;
         in->breaks_logged_us = now;
     }

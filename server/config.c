@@ -134,6 +134,9 @@ static const config_key keys[] = {
      PUBLIC, "cap of the doubling reconnect delay (>= reconnect_min_s)"},
     {"ingest.latency_ms", T_INT, FIELD(ingest.latency_ms), "200", 0, 10000, NULL, RELOAD, PUBLIC,
      "jitter buffer for RTSP, SRT and WebRTC sources"},
+    {"ingest.stall_timeout_s", T_NUMBER, FIELD(ingest.stall_timeout_s), "10", 2, 3600, NULL,
+     RELOAD, PUBLIC, "a live source without a frame for this long is reconnected (the first "
+     "frame of a connection gets 3x as long)"},
     {"whip.stun_server", T_STRING, FIELD(whip.stun_server), "", 0, 0, NULL, RELOAD, PUBLIC,
      "STUN server for WHIP sessions started after, stun://HOST:PORT; \"\": none"},
     {"whip.turn_server", T_STRING, FIELD(whip.turn_server), "", 0, 0, NULL, RELOAD, SECRET,

@@ -95,6 +95,7 @@ typedef struct config_ingest {
     double reconnect_min_s; /* first reconnect delay */
     double reconnect_max_s; /* cap of the exponential backoff; >= reconnect_min_s */
     int64_t latency_ms;     /* jitter buffer for RTSP/SRT */
+    double stall_timeout_s; /* no frame for this long: a live source is rebuilt */
 } config_ingest;
 
 /* WHIP ingest (WebRTC publishers such as OBS): ICE servers, the UDP ports its ICE agents

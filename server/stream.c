@@ -299,7 +299,8 @@ int stream_new(app *a, const char *id, const char *source, const char *query,
                         .height = a->frame_h > 0 ? a->frame_h : 252,
                         .reconnect_min_s = a->cfg.ingest.reconnect_min_s,
                         .reconnect_max_s = a->cfg.ingest.reconnect_max_s,
-                        .latency_ms = a->cfg.ingest.latency_ms, .loop = a->loop};
+                        .latency_ms = a->cfg.ingest.latency_ms,
+                        .stall_timeout_s = a->cfg.ingest.stall_timeout_s, .loop = a->loop};
     ingest_params_whip(a, &ip);
     ingest_callbacks cb = {.frame = stream_on_frame, .state = on_ingest_state};
     char ierr[256];
@@ -351,7 +352,8 @@ int stream_start(stream *s) {
     ingest_params ip = {.id = s->id, .source = s->source, .width = s->width, .height = s->height,
                         .reconnect_min_s = a->cfg.ingest.reconnect_min_s,
                         .reconnect_max_s = a->cfg.ingest.reconnect_max_s,
-                        .latency_ms = a->cfg.ingest.latency_ms, .loop = a->loop};
+                        .latency_ms = a->cfg.ingest.latency_ms,
+                        .stall_timeout_s = a->cfg.ingest.stall_timeout_s, .loop = a->loop};
     ingest_params_whip(a, &ip);
     ingest_callbacks cb = {.frame = stream_on_frame, .state = on_ingest_state};
     if (ingest_new(&ip, &cb, s, &s->in, err) != 0) return not_started(s, err);

@@ -99,9 +99,11 @@ static void test_config_defaults(void) {
     ASSERT_EQ_INT(c.ws.queue, 64);
     ASSERT_NEAR(c.ws.slow_close_s, 10, 0);
     ASSERT_EQ_INT(c.ws.max_message_bytes, 4096);
+    ASSERT_EQ_INT(c.ws.ping_s, 30);
     ASSERT_NEAR(c.ingest.reconnect_min_s, 1, 0);
     ASSERT_NEAR(c.ingest.reconnect_max_s, 30, 0);
     ASSERT_EQ_INT(c.ingest.latency_ms, 200);
+    ASSERT_NEAR(c.ingest.stall_timeout_s, 10, 0);
     ASSERT_EQ_STR(c.whip.stun_server, "");
     ASSERT_EQ_STR(c.whip.turn_server, "");
     ASSERT_EQ_INT(c.whip.port_min, 0);
@@ -288,6 +290,9 @@ static void test_config_rejects_out_of_range(void) {
          "'ingest.reconnect_max_s' must be a number in [1, 3600], got 0.5"},
         {"{\"ingest\": {\"reconnect_max_s\": 3601}}",
          "'ingest.reconnect_max_s' must be a number in [1, 3600], got 3601"},
+        {"{\"ingest\": {\"stall_timeout_s\": 1}}",
+         "'ingest.stall_timeout_s' must be a number in [2, 3600], got 1"},
+        {"{\"ws\": {\"ping_s\": -1}}", "'ws.ping_s' must be an integer in [0, 3600], got -1"},
         {"{\"ingest\": {\"latency_ms\": -1}}",
          "'ingest.latency_ms' must be an integer in [0, 10000], got -1"},
         {"{\"ingest\": {\"latency_ms\": 10001}}",

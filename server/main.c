@@ -386,6 +386,10 @@ int main(int argc, char **argv) {
     const char *config_path = NULL;
     bool check_only = false, print_only = false;
     char err[CONFIG_ERR_LEN];
+    /* GStreamer's many short-lived streaming threads each got a malloc arena (about 20
+     * under churn), whose freed memory glibc keeps: a soak gained 86 MiB/h of RSS with
+     * them and 16 MiB/h with two, at equal latency and CPU.  MALLOC_ARENA_MAX still wins. */
+    if (!getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 2);
     log_init();
     config_init_defaults(&a.cfg);
     /* the config file first, then every override in order */

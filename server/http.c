@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -554,11 +555,19 @@ static bool framing_ok(struct lws *wsi, http_session *pss) {
     if (n > 0) {
         bool digits = n < (int)sizeof cl && lws_hdr_copy(wsi, cl, sizeof cl,
                                                         WSI_TOKEN_HTTP_CONTENT_LENGTH) == n;
-        for (int i = 0; digits && i < n; i++) digits = cl[i] >= '0' && cl[i] <= '9';
-        if (!digits || lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, 1) > 0) {
+        int i = 0, end = n, d = 0;
+        while (digits && i < end && (cl[i] == ' ' || cl[i] == '\t')) i++; /* RFC 9110 §5.5 */
+        while (digits && end > i && (cl[end - 1] == ' ' || cl[end - 1] == '\t')) end--;
+        for (; digits && i < end; i++, d++) digits = cl[i] >= '0' && cl[i] <= '9';
+        if (!digits || !d || lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, 1) > 0) {
             respond_error(pss, 400, "%s: Content-Length must be one decimal number", pss->path);
             return false;
         }
+    } else if (pss->method == M_POST || pss->method == M_PUT || pss->method == M_PATCH) {
+        /* lws would take whatever follows as the body (up to its own limit), a pipelined
+         * request included */
+        respond_error(pss, 411, "%s: send the body with a Content-Length", pss->path);
+        return false;
     }
     return true;
 }
@@ -738,25 +747,43 @@ static void lws_log(int level, const char *line) {
 /* Resolve host:port to the numeric address lws binds (lws takes an interface name or a
  * numeric address, and only warns and waits for an "interface" named like "localhost"),
  * and try the bind first, so that an error names its cause (address in use, no
- * permission, no such address) instead of lws's log lines.  numeric: "" for every
- * interface. */
-static bool bind_ok(const char *host, int port, char *numeric, size_t ncap, char *why,
-                    size_t cap) {
+ * permission, no such address) instead of lws's log lines.  An IPv4 address is preferred
+ * when a name has both; *v6 says which family.  A network interface's name (eth0) is
+ * left to lws as it is. */
+static bool bind_ok(const char *host, int port, char *numeric, size_t ncap, bool *v6,
+                    char *why, size_t cap) {
+    *v6 = strchr(host, ':') != NULL;
+    if (if_nametoindex(host)) {
+        snprintf(numeric, ncap, "%s", host);
+        return true;
+    }
     char service[8];
     snprintf(service, sizeof service, "%d", port);
-    struct addrinfo hints = {.ai_family = strchr(host, ':') ? AF_INET6 : AF_INET,
-                             .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE}, *res;
     int rc = getaddrinfo(host[0] ? host : NULL, service, &hints, &res);
     if (rc) return snprintf(why, cap, "%s", gai_strerror(rc)), false;
+    struct addrinfo *ai = res;
+    for (struct addrinfo *r = res; r; r = r->ai_next)
+        if (r->ai_family == AF_INET) {
+            ai = r;
+            break;
+        }
+    *v6 = ai->ai_family == AF_INET6;
     numeric[0] = 0;
-    if (host[0] && (rc = getnameinfo(res->ai_addr, res->ai_addrlen, numeric, (socklen_t)ncap,
+    if (host[0] && (rc = getnameinfo(ai->ai_addr, ai->ai_addrlen, numeric, (socklen_t)ncap,
                                      NULL, 0, NI_NUMERICHOST))) {
         freeaddrinfo(res);
         return snprintf(why, cap, "%s", gai_strerror(rc)), false;
     }
-    int fd = socket(res->ai_family, res->ai_socktype, 0), one = 1;
+    if (strchr(numeric, '%')) { /* lws 4.1 cannot bind a scoped (link-local) address */
+        freeaddrinfo(res);
+        return snprintf(why, cap, "a link-local address with a zone cannot be served; "
+                        "use the interface's name or another address"), false;
+    }
+    int fd = socket(ai->ai_family, ai->ai_socktype, 0), one = 1;
     bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
-              bind(fd, res->ai_addr, res->ai_addrlen) == 0;
+              bind(fd, ai->ai_addr, ai->ai_addrlen) == 0;
     if (!ok) snprintf(why, cap, "%s", strerror(errno));
     if (fd >= 0) close(fd);
     freeaddrinfo(res);
@@ -773,7 +800,6 @@ int http_start(app *a, char *err) {
     if (a->cfg.listen_port == 0) info.port = 0;
     info.protocols = protocols;
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
-    if (strchr(a->cfg.listen_host, ':') == NULL) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.foreign_loops = loops;
     /* browsers send up to ~8 KB of cookies, and localhost's are shared by every port */
     info.max_http_header_data = 16384;
@@ -783,22 +809,24 @@ int http_start(app *a, char *err) {
      * later.  lws pings a WebSocket idle for ping_s (only a pong counts) and drops it when
      * none comes within as many seconds more; plain HTTP connections have no ping and keep
      * their own timeouts. */
-    static lws_retry_bo_t idle;
-    if (a->cfg.ws.ping_s > 0) {
-        idle.secs_since_valid_ping = (uint16_t)a->cfg.ws.ping_s;
-        idle.secs_since_valid_hangup = (uint16_t)(2 * a->cfg.ws.ping_s);
-        info.retry_and_idle_policy = &idle;
-    }
+    static lws_retry_bo_t idle; /* all zero (ping_s 0): no pings at all; without a policy
+                                 * lws would use its own (a ping after 300 s, cut at 310) */
+    idle.secs_since_valid_ping = (uint16_t)a->cfg.ws.ping_s;
+    idle.secs_since_valid_hangup = (uint16_t)(2 * a->cfg.ws.ping_s);
+    info.retry_and_idle_policy = &idle;
     info.vhost_name = "default";
     /* the vhost apart from the context: lws 4.1 makes a context whose implicit vhost failed
      * to bind, says only "Failed to create default vhost" and then reports the configured
      * port as listening, so a taken port gave a daemon that claimed to be ready on nothing */
-    info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     char why[128];
     static char iface[NI_MAXHOST]; /* lws keeps the pointer */
-    if (!bind_ok(a->cfg.listen_host, a->cfg.listen_port, iface, sizeof iface, why, sizeof why))
+    bool v6;
+    if (!bind_ok(a->cfg.listen_host, a->cfg.listen_port, iface, sizeof iface, &v6, why,
+                 sizeof why))
         return snprintf(err, 256, "listen %.120s: %.120s", a->cfg.listen, why), -1;
     info.iface = iface[0] ? iface : NULL;
+    if (!v6) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     a->lws = lws_create_context(&info);
     if (!a->lws)
         return snprintf(err, 256, "listen %.150s: cannot create the HTTP server",

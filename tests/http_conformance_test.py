@@ -148,6 +148,19 @@ async def main():
             check([r[0] for r in rs] == [400] and not rest and time.monotonic() - t0 < 2.5,
                   f"{cl!r} → 400, then closed ({[r[0] for r in rs]}, {rest[:40]!r})")
         raw(port, req("DELETE", "/v1/streams/smug"), 0.5)
+        # spaces around the number are not part of it (RFC 9110 §5.5); a POST without any
+        # length is 411 and closed, so what follows is never read as its body
+        blob = raw(port, f"POST /v1/streams HTTP/1.1\r\nHost: x\r\nContent-Length:\t{len(body)} \r\n"
+                   f"\r\n{body}GET /health HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 2)
+        rs, _ = responses(blob)
+        check([r[0] for r in rs] == [201, 200], f"Content-Length with spaces around it is served "
+              f"({[r[0] for r in rs]})")
+        raw(port, req("DELETE", "/v1/streams/smug"), 0.5)
+        blob = raw(port, f"POST /v1/streams HTTP/1.1\r\nHost: x\r\n\r\n{body}"
+                   "GET /health HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 2)
+        rs, rest = responses(blob)
+        check([r[0] for r in rs] == [411] and not rest, f"POST without a length → 411, then closed "
+              f"({[r[0] for r in rs]})")
 
         # pings (ws.ping_s 2): a subscriber that answers them stays; one that never does is
         # dropped once 2 s more pass without a pong

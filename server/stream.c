@@ -102,6 +102,18 @@ void stream_on_frame(void *user, const uint8_t *rgb, int64_t w, int64_t h, int64
     double now = mono_ms();
     infer_lock(inf);
     if (s->t0_ms == 0) s->t0_ms = now - t * 1e3;
+    /* after stream_tick gave seconds up, a frame from before them (a source whose clock
+     * stood still, a TCP backlog) would be dropped until its clock caught up: the stream's
+     * time moves on by the difference instead, so it goes on at once after the gap */
+    t += s->t_shift;
+    if (s->gave_up && t < s->next_mark - 0.5) {
+        s->t_shift += s->next_mark - t;
+        t = s->next_mark;
+    }
+    s->gave_up = false;
+    /* before any unlock below: a tick meanwhile must see this frame */
+    s->last_frame_ms = now;
+    s->last_t = t;
     /* a hole of a second or more: report the lost chunks rather than fill them all
      * with this one frame */
     if (t - s->next_mark >= 1.0) {
@@ -162,8 +174,6 @@ void stream_on_frame(void *user, const uint8_t *rgb, int64_t w, int64_t h, int64
         }
         s->next_mark += 0.5;
     }
-    s->last_frame_ms = now;
-    s->last_t = t;
     infer_unlock(inf);
 }
 
@@ -186,6 +196,7 @@ void stream_tick(stream *s) {
                 s->filling = -1;
             }
             s->next_mark = (double)to;
+            s->gave_up = true;
         }
     }
     infer_unlock(inf);

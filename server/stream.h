@@ -58,6 +58,8 @@ typedef struct stream {
     double t0_ms;               /* monotonic ms of stream time 0 (first frame) */
     double last_frame_ms;       /* monotonic ms of the last frame, 0: none yet */
     double last_t;              /* its stream time */
+    bool gave_up;               /* stream_tick gave seconds up since the last frame */
+    double t_shift;             /* added to the source's times since (stream_on_frame) */
 
     /* the latest decimated frame (GET /v1/streams/ID/snapshot.jpg) */
     uv_mutex_t snap_lock; /* guards snap_rgb and snap_n */

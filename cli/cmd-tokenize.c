@@ -23,13 +23,15 @@
 #include "cli.h"
 #include "tokenizer.h"
 
-static int usage(const char *cmd) {
-    fprintf(stderr, "usage: commentary %s --tokenizer FILE%s\n", cmd,
+/* The usage on f; returns rc (2 after bad arguments, -1 after --help: exit 0). */
+static int usage(const char *cmd, FILE *f, int rc) {
+    fprintf(f, "usage: commentary %s --tokenizer FILE%s\n", cmd,
             strcmp(cmd, "detokenize") ? "" : " [--skip-special]");
-    return 2;
+    return rc;
 }
 
-/* Parse the options and load the tokenizer; returns 0, or the exit status on failure. */
+/* Parse the options and load the tokenizer; returns 0, -1 after --help, or the exit status
+ * on failure. */
 static int setup(int argc, char **argv, bool allow_skip, vlm_tokenizer **tok,
                  unsigned *flags) {
     const char *cmd = argv[0], *path = NULL;
@@ -41,12 +43,14 @@ static int setup(int argc, char **argv, bool allow_skip, vlm_tokenizer **tok,
             path = argv[i] + 12;
         } else if (allow_skip && !strcmp(argv[i], "--skip-special")) {
             *flags |= VLM_DECODE_SKIP_SPECIAL;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            return usage(cmd, stdout, -1);
         } else {
             fprintf(stderr, "commentary %s: unexpected argument '%s'\n", cmd, argv[i]);
-            return usage(cmd);
+            return usage(cmd, stderr, 2);
         }
     }
-    if (!path) return usage(cmd);
+    if (!path) return usage(cmd, stderr, 2);
     char err[VLM_ERR_LEN];
     if (vlm_tokenizer_load(path, tok, err) != 0) {
         fprintf(stderr, "commentary %s: %s\n", cmd, err);
@@ -77,7 +81,7 @@ int cmd_tokenize(int argc, char **argv) {
     vlm_tokenizer *tok = NULL;
     unsigned flags;
     int rc = setup(argc, argv, false, &tok, &flags);
-    if (rc) return rc;
+    if (rc) return rc < 0 ? 0 : rc;
     char *line = NULL;
     size_t cap = 0;
     int64_t id_cap = 1024;
@@ -134,7 +138,7 @@ int cmd_detokenize(int argc, char **argv) {
     vlm_tokenizer *tok = NULL;
     unsigned flags;
     int rc = setup(argc, argv, true, &tok, &flags);
-    if (rc) return rc;
+    if (rc) return rc < 0 ? 0 : rc;
     int64_t vocab = vlm_tokenizer_vocab_size(tok);
     char *line = NULL, *text = NULL;
     size_t cap = 0, text_cap = 0;

@@ -184,7 +184,7 @@ else
 fi
 
 # help is asked for, not a mistake: usage on stdout, exit 0
-for cmd in "" run check; do
+for cmd in "" run check tokenize detokenize; do
     if "$bin" $cmd --help >"$tmp/help.out" 2>"$tmp/help.err" && grep -q "^usage: commentary" "$tmp/help.out"; then
         echo "ok   commentary${cmd:+ $cmd} --help: usage, exit 0"
     else

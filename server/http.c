@@ -706,7 +706,6 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         memset(pss, 0, sizeof *pss);
         if (ws_check(wsi, &s, &since) != 0) return -1;
         pss->ws = ws_client_open(wsi, s, since);
-        if (pss->ws) lws_validity_confirmed(wsi); /* starts the ping clock (ws.ping_s) */
         return pss->ws ? 0 : -1;
     }
     case LWS_CALLBACK_SERVER_WRITEABLE:

@@ -1377,26 +1377,35 @@ static void ingest_watchdog_cb(uv_timer_t *t) {
 
 /* --- public API ---------------------------------------------------------------------- */
 
+/* A stopped ingest that only holds source (parsed into kind/location/live): the checks'
+ * scratch object.  Returns ingest_parse_source's result; free with probe_free. */
+static int probe_parse(ingest *probe, const char *source, char *err) {
+    if (!gst_is_initialized()) gst_init(NULL, NULL);
+    *probe = (ingest){0};
+    probe->source = g_strdup(source);
+    probe->display = ingest_mask(source);
+    return ingest_parse_source(probe, err);
+}
+
+static void probe_free(ingest *probe) {
+    g_free(probe->source);
+    g_free(probe->display);
+    g_free(probe->location);
+}
+
 /* Runs on: any.  ingest_new's source checks alone (ingest.h). */
 int ingest_check_source(const char *source, bool *live, char *err) {
-    if (!gst_is_initialized()) gst_init(NULL, NULL);
-    ingest probe = {0};
-    probe.source = g_strdup(source);
-    probe.display = ingest_mask(source);
-    int rc = ingest_parse_source(&probe, err);
+    ingest probe;
+    int rc = probe_parse(&probe, source, err);
     if (live) *live = probe.live; /* known once the scheme is, even if an element is missing */
-    g_free(probe.source);
-    g_free(probe.display);
-    g_free(probe.location);
+    probe_free(&probe);
     return rc;
 }
 
 /* Runs on: any.  A local file that cannot be read now (ingest.h). */
 int ingest_check_file(const char *source, char *err) {
-    ingest probe = {0};
-    probe.source = g_strdup(source);
-    probe.display = ingest_mask(source);
-    int rc = ingest_parse_source(&probe, err);
+    ingest probe;
+    int rc = probe_parse(&probe, source, err);
     if (rc == 0 && probe.kind == INGEST_KIND_FILE) {
         gchar *path = g_filename_from_uri(probe.location, NULL, NULL);
         struct stat st;
@@ -1407,9 +1416,7 @@ int ingest_check_file(const char *source, char *err) {
             rc = UV_EISDIR, ingest_seterr(err, "%s: is a directory", probe.display);
         g_free(path);
     }
-    g_free(probe.source);
-    g_free(probe.display);
-    g_free(probe.location);
+    probe_free(&probe);
     return rc;
 }
 

@@ -101,7 +101,6 @@ void stream_on_frame(void *user, const uint8_t *rgb, int64_t w, int64_t h, int64
     }
     double now = mono_ms();
     infer_lock(inf);
-    if (s->t0_ms == 0) s->t0_ms = now - t * 1e3;
     /* after stream_tick gave seconds up, a frame from before them (a source whose clock
      * stood still, a TCP backlog) would be dropped until its clock caught up: the stream's
      * time moves on by the difference instead, so it goes on at once after the gap */

@@ -55,7 +55,6 @@ typedef struct stream {
     chunk_slot slots[STREAM_SLOTS];
     double next_mark;           /* next 0.5-s mark a frame must fill */
     int filling;                /* slot being filled, -1 none */
-    double t0_ms;               /* monotonic ms of stream time 0 (first frame) */
     double last_frame_ms;       /* monotonic ms of the last frame, 0: none yet */
     double last_t;              /* its stream time */
     bool gave_up;               /* stream_tick gave seconds up since the last frame */
